@@ -1,0 +1,134 @@
+//! Errors and close reasons, typed once and mapped at each edge (HTTP
+//! response, `connection_error` event, `close` event).
+
+use std::fmt;
+
+/// engine.io's request error codes (`Server.errors`), sent to clients as
+/// `{"code": N, "message": "..."}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 0: the `transport` query parameter names no enabled transport.
+    UnknownTransport = 0,
+    /// 1: the `sid` names no live session.
+    UnknownSid = 1,
+    /// 2: a handshake that is not a GET.
+    BadHandshakeMethod = 2,
+    /// 3: anything else the server cannot accept.
+    BadRequest = 3,
+    /// 4: refused by the application (`allowRequest`).
+    Forbidden = 4,
+    /// 5: an `EIO` revision the server does not speak.
+    UnsupportedProtocolVersion = 5,
+}
+
+impl ErrorCode {
+    /// engine.io's message for the code (`Server.errorMessages`).
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownTransport => "Transport unknown",
+            ErrorCode::UnknownSid => "Session ID unknown",
+            ErrorCode::BadHandshakeMethod => "Bad handshake method",
+            ErrorCode::BadRequest => "Bad request",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+
+    /// The HTTP status engine.io answers with: 403 for `Forbidden`, else 400.
+    pub fn status(self) -> u16 {
+        if self == ErrorCode::Forbidden {
+            403
+        } else {
+            400
+        }
+    }
+
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A refused request: the code, the message to send (engine.io lets
+/// `allowRequest` replace it) and the `context` of the `connection_error`
+/// event, as a JSON object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestError {
+    /// The error code.
+    pub code: ErrorCode,
+    /// The message sent in the response body.
+    pub message: String,
+    /// The `context` object of the `connection_error` event.
+    pub context: serde_json::Value,
+}
+
+impl RequestError {
+    /// An error with engine.io's default message and the given context.
+    pub fn new(code: ErrorCode, context: serde_json::Value) -> Self {
+        RequestError {
+            code,
+            message: code.message().to_string(),
+            context,
+        }
+    }
+
+    /// The JSON body engine.io sends for a refused polling request.
+    pub fn body(&self) -> String {
+        serde_json::json!({ "code": self.code.code(), "message": self.message }).to_string()
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code.code())
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Why a session closed: the first argument of engine.io's `close` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed the transport (close packet, or the connection ended).
+    TransportClose,
+    /// The transport failed (overlapping polls, premature disconnect, bad frames).
+    TransportError,
+    /// No pong (v4) or ping (v3) in time.
+    PingTimeout,
+    /// The server closed the session (`socket.close()`, `server.close()`).
+    ForcedClose,
+    /// The client sent something that is not Engine.IO.
+    ParseError,
+}
+
+impl CloseReason {
+    /// engine.io's string for the reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::ParseError => "parse error",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_match_engine_io() {
+        let e = RequestError::new(ErrorCode::UnknownSid, serde_json::json!({"sid": "x"}));
+        assert_eq!(e.body(), r#"{"code":1,"message":"Session ID unknown"}"#);
+        assert_eq!(ErrorCode::Forbidden.status(), 403);
+        assert_eq!(ErrorCode::UnsupportedProtocolVersion.status(), 400);
+    }
+}

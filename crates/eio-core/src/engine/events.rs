@@ -1,0 +1,194 @@
+//! What the engine tells the application, queued in batches.
+//!
+//! Transports run on many threads; the application (JS) runs on one. Events
+//! go into one queue per engine, and the waker runs only when the queue goes
+//! from empty to non-empty, so a burst of messages costs one wake-up.
+
+use super::error::{CloseReason, RequestError};
+use super::request::RequestInfo;
+use crate::protocol::{Packet, PacketData, Protocol};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// The engine-wide number of a session, used across the boundary instead of
+/// the sid string.
+pub type Handle = u64;
+
+/// One thing that happened, for the application.
+#[derive(Debug)]
+pub enum Event {
+    /// A session opened (engine.io's `connection`).
+    Connection {
+        /// The session.
+        handle: Handle,
+        /// Its public id.
+        sid: Arc<str>,
+        /// The protocol revision it speaks.
+        protocol: Protocol,
+        /// The transport it started on.
+        transport: &'static str,
+        /// The handshake request.
+        request: Arc<RequestInfo>,
+    },
+    /// A `message` packet arrived.
+    Message {
+        /// The session.
+        handle: Handle,
+        /// Text or binary data.
+        data: PacketData,
+    },
+    /// The session closed; the engine forgot it.
+    Close {
+        /// The session.
+        handle: Handle,
+        /// engine.io's reason.
+        reason: CloseReason,
+        /// Details, such as the transport error.
+        description: Option<String>,
+    },
+    /// A WebSocket probe succeeded: the client is upgrading.
+    Upgrading {
+        /// The session.
+        handle: Handle,
+        /// The new transport's name.
+        transport: &'static str,
+    },
+    /// The client switched transports.
+    Upgrade {
+        /// The session.
+        handle: Handle,
+        /// The new transport's name.
+        transport: &'static str,
+    },
+    /// Packets were handed to the transport; `callbacks` send callbacks are due.
+    Drain {
+        /// The session.
+        handle: Handle,
+        /// How many send callbacks the flushed packets carried.
+        callbacks: u32,
+    },
+    /// A request was refused (engine.io's `connection_error`).
+    ConnectionError {
+        /// The refused request.
+        request: Arc<RequestInfo>,
+        /// The error.
+        error: RequestError,
+    },
+    /// A packet arrived (only while [`Listen::PACKET`] is set).
+    Packet {
+        /// The session.
+        handle: Handle,
+        /// The packet.
+        packet: Packet,
+    },
+    /// A packet was queued by the server (only while [`Listen::PACKET_CREATE`] is set).
+    PacketCreate {
+        /// The session.
+        handle: Handle,
+        /// The packet.
+        packet: Packet,
+    },
+    /// A heartbeat completed (only while [`Listen::HEARTBEAT`] is set).
+    Heartbeat {
+        /// The session.
+        handle: Handle,
+    },
+    /// A front end finished closing (its last connection ended).
+    ListenerClosed {
+        /// The front end's number, as its owner chose it.
+        id: u64,
+    },
+}
+
+/// Which optional, per-packet events the application listens to. Each one
+/// costs a crossing per packet, so they are produced only while wanted.
+#[derive(Debug, Default)]
+pub struct Listen(AtomicU32);
+
+impl Listen {
+    /// `packet` events.
+    pub const PACKET: u32 = 1;
+    /// `packetCreate` events.
+    pub const PACKET_CREATE: u32 = 2;
+    /// `heartbeat` events.
+    pub const HEARTBEAT: u32 = 4;
+    /// `drain` events after every flush (not only those with callbacks).
+    pub const DRAIN: u32 = 8;
+
+    /// Replaces the set of listened events.
+    pub fn set(&self, mask: u32) {
+        self.0.store(mask, Ordering::Relaxed);
+    }
+
+    /// Whether `flag` is listened to.
+    pub fn has(&self, flag: u32) -> bool {
+        self.0.load(Ordering::Relaxed) & flag != 0
+    }
+}
+
+/// The engine's event queue: pushed from any thread, drained in batches.
+pub struct EventQueue {
+    queue: Mutex<Vec<Event>>,
+    wake: Box<dyn Fn() + Send + Sync>,
+    /// The optional events the application wants.
+    pub listen: Listen,
+}
+
+impl std::fmt::Debug for EventQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQueue")
+            .field("len", &self.queue.lock().len())
+            .finish()
+    }
+}
+
+impl EventQueue {
+    /// A queue that calls `wake` whenever a batch starts.
+    pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(EventQueue {
+            queue: Mutex::new(Vec::new()),
+            wake: Box::new(wake),
+            listen: Listen::default(),
+        })
+    }
+
+    /// Queues an event, waking the consumer if it is the first of a batch.
+    pub fn push(&self, ev: Event) {
+        let first = {
+            let mut q = self.queue.lock();
+            q.push(ev);
+            q.len() == 1
+        };
+        if first {
+            (self.wake)();
+        }
+    }
+
+    /// Takes every queued event, oldest first.
+    pub fn drain(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.queue.lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn wakes_once_per_batch() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w = wakes.clone();
+        let q = EventQueue::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        });
+        for handle in 0..3 {
+            q.push(Event::Heartbeat { handle });
+        }
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(q.drain().len(), 3);
+        q.push(Event::Heartbeat { handle: 9 });
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    }
+}

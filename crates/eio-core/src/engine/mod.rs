@@ -1,0 +1,427 @@
+//! The engine: configuration, the session registry, request verification and
+//! the handshake. Transports call into it; the application reads its
+//! [`EventQueue`] and calls [`Session`] methods.
+
+mod error;
+mod events;
+mod request;
+mod session;
+
+pub use self::error::{CloseReason, ErrorCode, RequestError};
+pub use self::events::{Event, EventQueue, Handle, Listen};
+pub use self::request::{has_invalid_header_char, latin1, parse_query, RequestInfo};
+pub(crate) use self::session::{PollStart, WsBatch, WsLink};
+pub use self::session::{ReadyState, Session};
+
+use crate::protocol::{PacketData, Protocol, Str};
+use base64::Engine as _;
+use parking_lot::RwLock;
+use rand::RngCore;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The transports a server can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// HTTP long-polling (and JSONP for v3).
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// engine.io's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::WebSocket => "websocket",
+        }
+    }
+
+    /// The transport for a `transport=` query value.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "polling" => Some(TransportKind::Polling),
+            "websocket" => Some(TransportKind::WebSocket),
+            _ => None,
+        }
+    }
+}
+
+/// Server options, as engine.io names and defaults them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `pingInterval`: time between server pings (v4).
+    pub ping_interval: Duration,
+    /// `pingTimeout`: time allowed for the pong.
+    pub ping_timeout: Duration,
+    /// `upgradeTimeout`: time allowed to complete a transport upgrade.
+    pub upgrade_timeout: Duration,
+    /// `maxHttpBufferSize`: the largest polling body or WebSocket message.
+    pub max_http_buffer_size: usize,
+    /// Whether `transports` includes `polling`.
+    pub polling: bool,
+    /// Whether `transports` includes `websocket`.
+    pub websocket: bool,
+    /// `allowUpgrades`.
+    pub allow_upgrades: bool,
+    /// `allowEIO3`.
+    pub allow_eio3: bool,
+    /// `initialPacket`: a message sent right after the open packet.
+    pub initial_packet: Option<PacketData>,
+    /// How long a polling session waits for a poll to deliver the close
+    /// packet before closing anyway (engine.io: 30 s).
+    pub polling_close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_http_buffer_size: 1_000_000,
+            polling: true,
+            websocket: true,
+            allow_upgrades: true,
+            allow_eio3: false,
+            initial_packet: None,
+            polling_close_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// Whether `kind` is enabled.
+    pub fn enabled(&self, kind: TransportKind) -> bool {
+        match kind {
+            TransportKind::Polling => self.polling,
+            TransportKind::WebSocket => self.websocket,
+        }
+    }
+
+    /// The upgrades offered to a session that starts on `kind`.
+    pub fn upgrades(&self, kind: TransportKind) -> &'static [&'static str] {
+        if kind == TransportKind::Polling && self.allow_upgrades && self.websocket {
+            &["websocket"]
+        } else {
+            &[]
+        }
+    }
+}
+
+/// What [`Engine::verify`] found a request to be.
+#[derive(Debug)]
+pub enum Verified {
+    /// A new session on this transport and protocol.
+    Handshake(TransportKind, Protocol),
+    /// A request for a live session.
+    Existing(Arc<Session>, TransportKind),
+}
+
+#[derive(Default)]
+struct Registry {
+    by_sid: HashMap<Arc<str>, Arc<Session>>,
+    by_handle: HashMap<Handle, Arc<Session>>,
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) config: Config,
+    pub(crate) events: Arc<EventQueue>,
+    pub(crate) rt: tokio::runtime::Handle,
+    registry: RwLock<Registry>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// An Engine.IO server, independent of how requests reach it. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("clients", &self.clients_count())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine with `config`, reporting to `events`, spawning on `rt`.
+    pub fn new(config: Config, events: Arc<EventQueue>, rt: tokio::runtime::Handle) -> Self {
+        Engine {
+            inner: Arc::new(EngineInner {
+                config,
+                events,
+                rt,
+                registry: RwLock::new(Registry::default()),
+                next_id: AtomicU64::new(1),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The options.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The event queue.
+    pub fn events(&self) -> &Arc<EventQueue> {
+        &self.inner.events
+    }
+
+    /// The runtime the engine's tasks run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.rt
+    }
+
+    /// A live session by handle.
+    pub fn session(&self, handle: Handle) -> Option<Arc<Session>> {
+        self.inner.registry.read().by_handle.get(&handle).cloned()
+    }
+
+    /// A live session by sid.
+    pub fn session_by_sid(&self, sid: &str) -> Option<Arc<Session>> {
+        self.inner.registry.read().by_sid.get(sid).cloned()
+    }
+
+    /// How many sessions are open.
+    pub fn clients_count(&self) -> usize {
+        self.inner.registry.read().by_handle.len()
+    }
+
+    /// Closes every session (engine.io's `server.close()`: `close(true)` on
+    /// each). The engine keeps serving new requests afterwards, as engine.io
+    /// does; front ends stop routing to it.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Relaxed);
+        let sessions: Vec<_> = self
+            .inner
+            .registry
+            .read()
+            .by_handle
+            .values()
+            .cloned()
+            .collect();
+        for s in sessions {
+            s.close_by_server(true);
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn forget(&self, session: &Session) {
+        let mut reg = self.inner.registry.write();
+        reg.by_handle.remove(&session.handle);
+        reg.by_sid.remove(&session.sid);
+    }
+
+    /// Checks a request as engine.io's `verify()` does, in the same order.
+    pub fn verify(&self, req: &RequestInfo, upgrade: bool) -> Result<Verified, RequestError> {
+        let transport_name = req.query("transport").unwrap_or("");
+        let transport = TransportKind::from_name(transport_name)
+            .filter(|k| self.config().enabled(*k))
+            .ok_or_else(|| {
+                RequestError::new(
+                    ErrorCode::UnknownTransport,
+                    json!({ "transport": req.query("transport") }),
+                )
+            })?;
+
+        if let Some(origin) = req.header("origin") {
+            if has_invalid_header_char(origin) {
+                return Err(RequestError::new(
+                    ErrorCode::BadRequest,
+                    json!({ "name": "INVALID_ORIGIN", "origin": origin }),
+                ));
+            }
+        }
+
+        if let Some(sid) = req.query("sid") {
+            let session = self
+                .session_by_sid(sid)
+                .ok_or_else(|| RequestError::new(ErrorCode::UnknownSid, json!({ "sid": sid })))?;
+            let previous = session.transport_kind();
+            if !upgrade && previous != transport {
+                return Err(RequestError::new(
+                    ErrorCode::BadRequest,
+                    json!({
+                        "name": "TRANSPORT_MISMATCH",
+                        "transport": transport.name(),
+                        "previousTransport": previous.name(),
+                    }),
+                ));
+            }
+            return Ok(Verified::Existing(session, transport));
+        }
+
+        if req.method != "GET" {
+            return Err(RequestError::new(
+                ErrorCode::BadHandshakeMethod,
+                json!({ "method": req.method }),
+            ));
+        }
+        if transport == TransportKind::WebSocket && !upgrade {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                json!({ "name": "TRANSPORT_HANDSHAKE_ERROR" }),
+            ));
+        }
+        let protocol = if req.query("EIO") == Some("4") {
+            Protocol::V4
+        } else {
+            Protocol::V3
+        };
+        if protocol == Protocol::V3 && !self.config().allow_eio3 {
+            return Err(RequestError::new(
+                ErrorCode::UnsupportedProtocolVersion,
+                json!({ "protocol": 3 }),
+            ));
+        }
+        Ok(Verified::Handshake(transport, protocol))
+    }
+
+    /// Reports a refused request to the application.
+    pub fn report_error(&self, req: Arc<RequestInfo>, error: RequestError) {
+        self.inner.events.push(Event::ConnectionError {
+            request: req,
+            error,
+        });
+    }
+
+    /// Opens a session: registers it, queues the open packet (and the
+    /// initial packet), starts its heartbeat and tells the application.
+    pub(crate) fn open_session(
+        &self,
+        req: Arc<RequestInfo>,
+        transport: TransportKind,
+        protocol: Protocol,
+        ws: Option<Arc<session::WsLink>>,
+    ) -> Arc<Session> {
+        let handle = self.next_id();
+        let sid: Arc<str> = Arc::from(generate_sid());
+        let session = Session::new(
+            self,
+            handle,
+            sid.clone(),
+            protocol,
+            req.clone(),
+            transport,
+            ws,
+        );
+        {
+            let mut reg = self.inner.registry.write();
+            reg.by_sid.insert(sid.clone(), session.clone());
+            reg.by_handle.insert(handle, session.clone());
+        }
+        let cfg = self.config();
+        let open = json!({
+            "sid": &*sid,
+            "upgrades": cfg.upgrades(transport),
+            "pingInterval": cfg.ping_interval.as_millis() as u64,
+            "pingTimeout": cfg.ping_timeout.as_millis() as u64,
+            "maxPayload": cfg.max_http_buffer_size,
+        });
+        session.queue_open(Str::from(open.to_string()), cfg.initial_packet.clone());
+        session.start_heartbeat();
+        self.inner.events.push(Event::Connection {
+            handle,
+            sid,
+            protocol,
+            transport: transport.name(),
+            request: req,
+        });
+        session
+    }
+}
+
+/// A session id as engine.io's `base64id` makes them: 15 bytes from a CSPRNG
+/// (120 bits), base64 with `/` and `+` replaced by `_` and `-`.
+pub fn generate_sid() -> String {
+    let mut bytes = [0u8; 15];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(config: Config) -> (tokio::runtime::Runtime, Engine) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = Engine::new(config, EventQueue::new(|| {}), rt.handle().clone());
+        (rt, e)
+    }
+
+    fn req(method: &str, url: &str) -> RequestInfo {
+        RequestInfo::new(method, url, "1.1", vec![], None)
+    }
+
+    #[test]
+    fn sids_are_20_url_safe_chars() {
+        let a = generate_sid();
+        assert_eq!(a.len(), 20);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(a, generate_sid());
+    }
+
+    #[test]
+    fn verify_follows_engine_io_order() {
+        let (_rt, e) = engine(Config::default());
+        let code = |r: &RequestInfo, up| e.verify(r, up).unwrap_err().code;
+        assert_eq!(
+            code(&req("GET", "/e/?transport=tobi"), false),
+            ErrorCode::UnknownTransport
+        );
+        assert_eq!(
+            code(&req("GET", "/e/?transport=constructor"), false),
+            ErrorCode::UnknownTransport
+        );
+        assert_eq!(
+            code(&req("GET", "/e/?transport=polling&sid=nope"), false),
+            ErrorCode::UnknownSid
+        );
+        assert_eq!(
+            code(&req("POST", "/e/?transport=polling&EIO=4"), false),
+            ErrorCode::BadHandshakeMethod
+        );
+        assert_eq!(
+            code(&req("GET", "/e/?transport=websocket&EIO=4"), false),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(&req("GET", "/e/?transport=polling&EIO=3"), false),
+            ErrorCode::UnsupportedProtocolVersion
+        );
+        assert!(matches!(
+            e.verify(&req("GET", "/e/?transport=polling&EIO=4"), false),
+            Ok(Verified::Handshake(TransportKind::Polling, Protocol::V4))
+        ));
+    }
+
+    #[test]
+    fn disabled_transport_is_unknown() {
+        let (_rt, e) = engine(Config {
+            websocket: false,
+            ..Config::default()
+        });
+        let err = e
+            .verify(&req("GET", "/e/?transport=websocket&EIO=4"), true)
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::UnknownTransport);
+        assert_eq!(err.context, json!({"transport": "websocket"}));
+    }
+}

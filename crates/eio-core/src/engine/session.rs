@@ -1,0 +1,692 @@
+//! One Engine.IO session: its state machine, write buffer, heartbeat and
+//! upgrade. Transports feed it packets and take what it has to send; every
+//! way a session ends goes through [`Session::close`].
+
+use super::error::CloseReason;
+use super::events::{Event, Handle, Listen};
+use super::request::RequestInfo;
+use super::{Engine, TransportKind};
+use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use tokio::sync::{oneshot, Notify};
+use tokio::task::AbortHandle;
+
+/// engine.io's `socket.readyState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyState {
+    /// Serving.
+    Open,
+    /// `close()` was called; waiting to flush.
+    Closing,
+    /// Gone.
+    Closed,
+}
+
+impl ReadyState {
+    /// engine.io's string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadyState::Open => "open",
+            ReadyState::Closing => "closing",
+            ReadyState::Closed => "closed",
+        }
+    }
+}
+
+/// The link between a session and the task that owns a WebSocket: the task
+/// sleeps on `notify` and asks the session what to do when woken.
+#[derive(Debug)]
+pub(crate) struct WsLink {
+    pub(crate) id: u64,
+    pub(crate) notify: Notify,
+}
+
+impl WsLink {
+    pub(crate) fn new(id: u64) -> Arc<Self> {
+        Arc::new(WsLink {
+            id,
+            notify: Notify::new(),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PollingState {
+    /// The held GET: its id and where to send the packets that answer it.
+    get: Option<(u64, oneshot::Sender<Vec<Packet>>)>,
+    /// A POST is being read.
+    post: bool,
+    /// The next poll carries the close packet, then the session closes.
+    should_close: bool,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Polling(PollingState),
+    WebSocket(Arc<WsLink>),
+}
+
+#[derive(Debug)]
+enum Upgrade {
+    None,
+    /// A WebSocket connected and may probe.
+    Pending(Arc<WsLink>),
+    /// The probe succeeded: every poll is answered with a noop.
+    Probed(Arc<WsLink>),
+}
+
+#[derive(Debug)]
+struct State {
+    ready: ReadyState,
+    slot: Slot,
+    upgrade: Upgrade,
+    upgraded: bool,
+    buffer: Vec<Packet>,
+    /// Send callbacks carried by the packets in `buffer`.
+    buffer_callbacks: u32,
+    tasks: Vec<AbortHandle>,
+}
+
+/// What a GET finds when it arrives.
+pub(crate) enum PollStart {
+    /// Answer right away with these packets.
+    Ready(Vec<Packet>),
+    /// Wait for packets; the id identifies this GET.
+    Wait(u64, oneshot::Receiver<Vec<Packet>>),
+    /// Another GET is held: 400, and the session closed with `transport error`.
+    Overlap,
+    /// The session is gone.
+    Closed,
+}
+
+/// What a WebSocket task should do when woken.
+pub(crate) enum WsBatch {
+    /// Write these packets; `close` says whether to close the socket afterwards.
+    Write {
+        packets: Vec<Packet>,
+        callbacks: u32,
+        close: bool,
+    },
+    /// Nothing to write.
+    Idle,
+    /// Close the socket: the session ended or no longer uses it.
+    Close,
+}
+
+/// A live Engine.IO session.
+#[derive(Debug)]
+pub struct Session {
+    /// The engine-wide handle, used by the application.
+    pub handle: Handle,
+    /// The public id (`sid`).
+    pub sid: Arc<str>,
+    /// The protocol revision.
+    pub protocol: Protocol,
+    /// The handshake request.
+    pub request: Arc<RequestInfo>,
+    engine: Weak<super::EngineInner>,
+    state: Mutex<State>,
+    /// Woken by a pong (v4) or a ping (v3): the heartbeat task waits on it.
+    heartbeat: Notify,
+    /// Mirrors `ready == Closed` for readers that must not take the lock.
+    closed_flag: AtomicBool,
+}
+
+impl Session {
+    pub(crate) fn new(
+        engine: &Engine,
+        handle: Handle,
+        sid: Arc<str>,
+        protocol: Protocol,
+        request: Arc<RequestInfo>,
+        transport: TransportKind,
+        ws: Option<Arc<WsLink>>,
+    ) -> Arc<Self> {
+        let slot = match (transport, ws) {
+            (TransportKind::WebSocket, Some(link)) => Slot::WebSocket(link),
+            _ => Slot::Polling(PollingState::default()),
+        };
+        Arc::new(Session {
+            handle,
+            sid,
+            protocol,
+            request,
+            engine: Arc::downgrade(&engine.inner),
+            state: Mutex::new(State {
+                ready: ReadyState::Open,
+                slot,
+                upgrade: Upgrade::None,
+                upgraded: false,
+                buffer: Vec::new(),
+                buffer_callbacks: 0,
+                tasks: Vec::new(),
+            }),
+            heartbeat: Notify::new(),
+            closed_flag: AtomicBool::new(false),
+        })
+    }
+
+    fn engine(&self) -> Option<Engine> {
+        self.engine.upgrade().map(|inner| Engine { inner })
+    }
+
+    fn emit(&self, ev: Event) {
+        if let Some(e) = self.engine.upgrade() {
+            e.events.push(ev);
+        }
+    }
+
+    fn listens(&self, flag: u32) -> bool {
+        self.engine
+            .upgrade()
+            .is_some_and(|e| e.events.listen.has(flag))
+    }
+
+    /// The transport currently in use.
+    pub fn transport_kind(&self) -> TransportKind {
+        match self.state.lock().slot {
+            Slot::Polling(_) => TransportKind::Polling,
+            Slot::WebSocket(_) => TransportKind::WebSocket,
+        }
+    }
+
+    /// The ready state.
+    pub fn ready_state(&self) -> ReadyState {
+        self.state.lock().ready
+    }
+
+    /// Whether the session moved to another transport.
+    pub fn upgraded(&self) -> bool {
+        self.state.lock().upgraded
+    }
+
+    /// Whether an upgrade is under way.
+    pub fn upgrading(&self) -> bool {
+        !matches!(self.state.lock().upgrade, Upgrade::None)
+    }
+
+    /// How many packets wait for the transport.
+    pub fn buffered(&self) -> usize {
+        self.state.lock().buffer.len()
+    }
+
+    /// Whether the session is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed_flag.load(Ordering::Acquire)
+    }
+
+    /// Queues a `message` packet (engine.io's `socket.send`). Returns false
+    /// when the session is closing or closed, where engine.io drops it too.
+    pub fn send(&self, data: PacketData, callback: bool) -> bool {
+        self.send_packet(
+            Packet {
+                kind: PacketType::Message,
+                data,
+            },
+            callback,
+        )
+    }
+
+    pub(crate) fn send_packet(&self, packet: Packet, callback: bool) -> bool {
+        let mut st = self.state.lock();
+        if st.ready != ReadyState::Open {
+            return false;
+        }
+        if self.listens(Listen::PACKET_CREATE) {
+            self.emit(Event::PacketCreate {
+                handle: self.handle,
+                packet: packet.clone(),
+            });
+        }
+        st.buffer.push(packet);
+        if callback {
+            st.buffer_callbacks += 1;
+        }
+        self.flush(&mut st);
+        true
+    }
+
+    pub(crate) fn queue_open(&self, open: Str, initial: Option<PacketData>) {
+        let mut st = self.state.lock();
+        st.buffer.push(Packet::text(PacketType::Open, open));
+        if let Some(data) = initial {
+            st.buffer.push(Packet {
+                kind: PacketType::Message,
+                data,
+            });
+        }
+        self.flush(&mut st);
+    }
+
+    /// Hands the buffer to the transport if it can take it.
+    fn flush(&self, st: &mut State) {
+        if st.ready == ReadyState::Closed || st.buffer.is_empty() {
+            return;
+        }
+        let probed = matches!(st.upgrade, Upgrade::Probed(_));
+        match &mut st.slot {
+            Slot::Polling(p) => {
+                if probed {
+                    // The NOOP rule: while upgrading, polls only release.
+                    return;
+                }
+                if let Some((_, tx)) = p.get.take() {
+                    let close = std::mem::take(&mut p.should_close);
+                    let mut packets = std::mem::take(&mut st.buffer);
+                    if close {
+                        packets.push(Packet::empty(PacketType::Close));
+                    }
+                    let _ = tx.send(packets);
+                    self.drained(st);
+                    if close {
+                        self.close_locked(st, CloseReason::ForcedClose, None);
+                    }
+                }
+            }
+            Slot::WebSocket(link) => link.notify.notify_one(),
+        }
+    }
+
+    /// The buffer reached the transport: report the callbacks it carried.
+    fn drained(&self, st: &mut State) {
+        let callbacks = std::mem::take(&mut st.buffer_callbacks);
+        if callbacks > 0 || self.listens(Listen::DRAIN) {
+            self.emit(Event::Drain {
+                handle: self.handle,
+                callbacks,
+            });
+        }
+    }
+
+    // ---- polling ------------------------------------------------------
+
+    /// A GET arrived for this session.
+    pub(crate) fn poll_start(&self, id: u64) -> PollStart {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        if st.ready == ReadyState::Closed {
+            return PollStart::Closed;
+        }
+        let probed = matches!(st.upgrade, Upgrade::Probed(_));
+        let Slot::Polling(p) = &mut st.slot else {
+            return PollStart::Closed;
+        };
+        if p.get.is_some() {
+            self.close_locked(
+                st,
+                CloseReason::TransportError,
+                Some("overlap from client".into()),
+            );
+            return PollStart::Overlap;
+        }
+        if probed {
+            return PollStart::Ready(vec![Packet::empty(PacketType::Noop)]);
+        }
+        if st.buffer.is_empty() && !p.should_close {
+            let (tx, rx) = oneshot::channel();
+            p.get = Some((id, tx));
+            return PollStart::Wait(id, rx);
+        }
+        let close = std::mem::take(&mut p.should_close);
+        let mut packets = std::mem::take(&mut st.buffer);
+        if close {
+            packets.push(Packet::empty(PacketType::Close));
+        }
+        self.drained(st);
+        if close {
+            self.close_locked(st, CloseReason::ForcedClose, None);
+        }
+        PollStart::Ready(packets)
+    }
+
+    /// A held GET ended without an answer: the client went away.
+    pub(crate) fn poll_abandoned(&self, id: u64) {
+        let mut st = self.state.lock();
+        if let Slot::Polling(p) = &mut st.slot {
+            if p.get.as_ref().is_some_and(|(g, _)| *g == id) {
+                p.get = None;
+                self.close_locked(
+                    &mut st,
+                    CloseReason::TransportError,
+                    Some("poll connection closed prematurely".into()),
+                );
+            }
+        }
+    }
+
+    /// A POST starts; false when another is being read (the session then
+    /// closed with `transport error`).
+    pub(crate) fn post_start(&self) -> bool {
+        let mut st = self.state.lock();
+        if let Slot::Polling(p) = &mut st.slot {
+            if p.post {
+                self.close_locked(
+                    &mut st,
+                    CloseReason::TransportError,
+                    Some("data request overlap from client".into()),
+                );
+                return false;
+            }
+            p.post = true;
+        }
+        true
+    }
+
+    /// A POST ended.
+    pub(crate) fn post_end(&self) {
+        if let Slot::Polling(p) = &mut self.state.lock().slot {
+            p.post = false;
+        }
+    }
+
+    // ---- incoming packets --------------------------------------------
+
+    /// A packet arrived on the session's transport.
+    pub(crate) fn on_packet(&self, packet: Packet) {
+        if self.ready_state() != ReadyState::Open {
+            return;
+        }
+        if self.listens(Listen::PACKET) {
+            self.emit(Event::Packet {
+                handle: self.handle,
+                packet: packet.clone(),
+            });
+        }
+        match packet.kind {
+            PacketType::Ping => {
+                if self.protocol != Protocol::V3 {
+                    return self.close(
+                        CloseReason::TransportError,
+                        Some("invalid heartbeat direction".into()),
+                    );
+                }
+                self.heartbeat.notify_one();
+                self.send_packet(Packet::empty(PacketType::Pong), false);
+                self.heartbeat_event();
+            }
+            PacketType::Pong => {
+                if self.protocol == Protocol::V3 {
+                    return self.close(
+                        CloseReason::TransportError,
+                        Some("invalid heartbeat direction".into()),
+                    );
+                }
+                self.heartbeat.notify_one();
+                self.heartbeat_event();
+            }
+            PacketType::Message => self.emit(Event::Message {
+                handle: self.handle,
+                data: packet.data,
+            }),
+            PacketType::Close => self.close(CloseReason::TransportClose, None),
+            PacketType::Open | PacketType::Upgrade | PacketType::Noop => {}
+        }
+    }
+
+    fn heartbeat_event(&self) {
+        if self.listens(Listen::HEARTBEAT) {
+            self.emit(Event::Heartbeat {
+                handle: self.handle,
+            });
+        }
+    }
+
+    /// The client sent bytes that are not Engine.IO.
+    pub(crate) fn on_parse_error(&self) {
+        self.close(CloseReason::ParseError, None);
+    }
+
+    // ---- websocket ----------------------------------------------------
+
+    /// What the WebSocket task `id` should do now.
+    pub(crate) fn ws_batch(&self, id: u64) -> WsBatch {
+        let mut st = self.state.lock();
+        match &st.slot {
+            Slot::WebSocket(link) if link.id == id => {
+                let close = st.ready == ReadyState::Closed;
+                if st.buffer.is_empty() {
+                    return if close { WsBatch::Close } else { WsBatch::Idle };
+                }
+                let packets = std::mem::take(&mut st.buffer);
+                let callbacks = std::mem::take(&mut st.buffer_callbacks);
+                WsBatch::Write {
+                    packets,
+                    callbacks,
+                    close,
+                }
+            }
+            _ => match &st.upgrade {
+                Upgrade::Pending(l) | Upgrade::Probed(l)
+                    if l.id == id && st.ready != ReadyState::Closed =>
+                {
+                    WsBatch::Idle
+                }
+                _ => WsBatch::Close,
+            },
+        }
+    }
+
+    /// The WebSocket task wrote a batch that carried `callbacks` callbacks.
+    pub(crate) fn ws_written(&self, callbacks: u32) {
+        if callbacks > 0 || self.listens(Listen::DRAIN) {
+            self.emit(Event::Drain {
+                handle: self.handle,
+                callbacks,
+            });
+        }
+    }
+
+    /// A WebSocket wants to upgrade this session. False when the session is
+    /// closed, already upgrading or already upgraded (engine.io closes it).
+    pub(crate) fn upgrade_begin(&self, link: Arc<WsLink>) -> bool {
+        let mut st = self.state.lock();
+        if st.ready == ReadyState::Closed
+            || st.upgraded
+            || !matches!(st.upgrade, Upgrade::None)
+            || !matches!(st.slot, Slot::Polling(_))
+        {
+            return false;
+        }
+        st.upgrade = Upgrade::Pending(link);
+        true
+    }
+
+    /// The candidate answered the probe: release the held poll with a noop.
+    pub(crate) fn upgrade_probed(&self, id: u64) -> bool {
+        let mut st = self.state.lock();
+        let link = match &st.upgrade {
+            Upgrade::Pending(l) if l.id == id => l.clone(),
+            Upgrade::Probed(l) if l.id == id => return true,
+            _ => return false,
+        };
+        st.upgrade = Upgrade::Probed(link);
+        if let Slot::Polling(p) = &mut st.slot {
+            if let Some((_, tx)) = p.get.take() {
+                let _ = tx.send(vec![Packet::empty(PacketType::Noop)]);
+            }
+        }
+        self.emit(Event::Upgrading {
+            handle: self.handle,
+            transport: TransportKind::WebSocket.name(),
+        });
+        true
+    }
+
+    /// The client sent the upgrade packet: the WebSocket becomes the transport.
+    pub(crate) fn upgrade_complete(&self, id: u64) -> bool {
+        let mut st = self.state.lock();
+        let link = match &st.upgrade {
+            Upgrade::Pending(l) | Upgrade::Probed(l) if l.id == id => l.clone(),
+            _ => return false,
+        };
+        if st.ready == ReadyState::Closed {
+            return false;
+        }
+        st.upgrade = Upgrade::None;
+        if let Slot::Polling(p) = &mut st.slot {
+            if let Some((_, tx)) = p.get.take() {
+                let _ = tx.send(vec![Packet::empty(PacketType::Noop)]);
+            }
+        }
+        st.slot = Slot::WebSocket(link.clone());
+        st.upgraded = true;
+        self.emit(Event::Upgrade {
+            handle: self.handle,
+            transport: TransportKind::WebSocket.name(),
+        });
+        if st.ready == ReadyState::Closing {
+            // close() was called while upgrading: close over the new transport.
+            self.close_locked(&mut st, CloseReason::ForcedClose, None);
+        }
+        link.notify.notify_one();
+        true
+    }
+
+    /// The upgrade failed or timed out; the session goes on as it was.
+    pub(crate) fn upgrade_abort(&self, id: u64) {
+        let mut st = self.state.lock();
+        if matches!(&st.upgrade, Upgrade::Pending(l) | Upgrade::Probed(l) if l.id == id) {
+            st.upgrade = Upgrade::None;
+            // Packets held back by the NOOP rule may go to a waiting poll now.
+            self.flush(&mut st);
+        }
+    }
+
+    /// The transport `id` failed or ended. Only the session's current
+    /// transport closes the session.
+    pub(crate) fn ws_ended(&self, id: u64, error: Option<String>) {
+        let mut st = self.state.lock();
+        let current = matches!(&st.slot, Slot::WebSocket(l) if l.id == id);
+        if current {
+            let reason = if error.is_some() {
+                CloseReason::TransportError
+            } else {
+                CloseReason::TransportClose
+            };
+            self.close_locked(&mut st, reason, error);
+        } else if matches!(&st.upgrade, Upgrade::Pending(l) | Upgrade::Probed(l) if l.id == id) {
+            st.upgrade = Upgrade::None;
+            self.flush(&mut st);
+        }
+    }
+
+    // ---- heartbeat ------------------------------------------------------
+
+    pub(crate) fn start_heartbeat(self: &Arc<Self>) {
+        let Some(engine) = self.engine() else { return };
+        let cfg = engine.config();
+        let (interval, timeout) = (cfg.ping_interval, cfg.ping_timeout);
+        let session = self.clone();
+        let task = engine.runtime().spawn(async move {
+            loop {
+                if session.protocol == Protocol::V3 {
+                    // v3: the client pings; no ping within interval + timeout ends it.
+                    let wait = session.heartbeat.notified();
+                    if tokio::time::timeout(interval + timeout, wait)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                } else {
+                    tokio::time::sleep(interval).await;
+                    session.send_packet(Packet::empty(PacketType::Ping), false);
+                    let wait = session.heartbeat.notified();
+                    if tokio::time::timeout(timeout, wait).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            session.close(CloseReason::PingTimeout, None);
+        });
+        self.state.lock().tasks.push(task.abort_handle());
+    }
+
+    // ---- closing --------------------------------------------------------
+
+    /// Closes the session at once, for `reason`. Idempotent.
+    pub fn close(&self, reason: CloseReason, description: Option<String>) {
+        let mut st = self.state.lock();
+        self.close_locked(&mut st, reason, description);
+    }
+
+    /// The one close path: state, transport, timers, registry, event.
+    fn close_locked(&self, st: &mut State, reason: CloseReason, description: Option<String>) {
+        if st.ready == ReadyState::Closed {
+            return;
+        }
+        st.ready = ReadyState::Closed;
+        self.closed_flag.store(true, Ordering::Release);
+        for task in st.tasks.drain(..) {
+            task.abort();
+        }
+        match &mut st.slot {
+            Slot::Polling(p) => {
+                if let Some((_, tx)) = p.get.take() {
+                    let _ = tx.send(vec![Packet::empty(PacketType::Close)]);
+                }
+                st.buffer.clear();
+                st.buffer_callbacks = 0;
+            }
+            // The WebSocket task writes what is left, then the close frame.
+            Slot::WebSocket(link) => link.notify.notify_one(),
+        }
+        if let Upgrade::Pending(l) | Upgrade::Probed(l) =
+            std::mem::replace(&mut st.upgrade, Upgrade::None)
+        {
+            l.notify.notify_one();
+        }
+        if let Some(engine) = self.engine() {
+            engine.forget(self);
+            engine.events().push(Event::Close {
+                handle: self.handle,
+                reason,
+                description,
+            });
+        }
+    }
+
+    /// engine.io's `socket.close(discard)`: flush what is buffered, send the
+    /// close packet, then close with `forced close`.
+    pub fn close_by_server(&self, discard: bool) {
+        let mut st = self.state.lock();
+        match st.ready {
+            ReadyState::Closed => return,
+            ReadyState::Closing if !discard => return,
+            _ => {}
+        }
+        st.ready = ReadyState::Closing;
+        match &mut st.slot {
+            Slot::WebSocket(_) => self.close_locked(&mut st, CloseReason::ForcedClose, None),
+            Slot::Polling(p) => {
+                if let Some((_, tx)) = p.get.take() {
+                    let _ = tx.send(vec![Packet::empty(PacketType::Close)]);
+                    self.close_locked(&mut st, CloseReason::ForcedClose, None);
+                } else if discard {
+                    self.close_locked(&mut st, CloseReason::ForcedClose, None);
+                } else {
+                    // The next poll takes the buffer and the close packet.
+                    p.should_close = true;
+                    self.close_later(&mut st);
+                }
+            }
+        }
+    }
+
+    /// Closes anyway if no poll comes to take the close packet in time.
+    fn close_later(&self, st: &mut State) {
+        let Some(engine) = self.engine() else { return };
+        let delay = engine.config().polling_close_timeout;
+        let handle = self.handle;
+        let rt = engine.runtime().clone();
+        let task = rt.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(s) = engine.session(handle) {
+                s.close(CloseReason::ForcedClose, None);
+            }
+        });
+        st.tasks.push(task.abort_handle());
+    }
+}

@@ -1,0 +1,384 @@
+//! The native listener: hyper HTTP/1.1 on the engine's runtime. Requests
+//! under the engine path go to the transports; everything else gets 501, as
+//! from the Node server engine.io's `listen()` creates.
+
+use crate::engine::{latin1, Engine, RequestInfo};
+use crate::transport::{polling, websocket, HttpResponse};
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+/// Routing options shared by the front ends (engine.io's `AttachOptions`).
+#[derive(Debug, Clone)]
+pub struct RouteOptions {
+    /// The request path prefix, normalized (`/engine.io/`).
+    pub path: String,
+    /// Whether to end upgrade requests outside the path.
+    pub destroy_upgrade: bool,
+    /// How long to wait before ending them.
+    pub destroy_upgrade_timeout: Duration,
+}
+
+impl RouteOptions {
+    /// engine.io's `_computePath`: strip one trailing slash, then add one
+    /// back unless `addTrailingSlash` is false.
+    pub fn compute_path(path: Option<&str>, add_trailing_slash: bool) -> String {
+        let p = path.unwrap_or("/engine.io");
+        let mut p = p.strip_suffix('/').unwrap_or(p).to_string();
+        if add_trailing_slash {
+            p.push('/');
+        }
+        p
+    }
+
+    /// Whether a request target belongs to the engine (engine.io compares
+    /// the start of `req.url` with the path).
+    pub fn matches(&self, url: &str) -> bool {
+        url.starts_with(&self.path)
+    }
+}
+
+impl Default for RouteOptions {
+    fn default() -> Self {
+        RouteOptions {
+            path: "/engine.io/".into(),
+            destroy_upgrade: true,
+            destroy_upgrade_timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A listening native server.
+#[derive(Debug)]
+pub struct NativeServer {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    connections: Arc<Connections>,
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+struct ConnGuard(Arc<Connections>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl NativeServer {
+    /// Binds `host:port` (all interfaces, IPv6 and IPv4, when `host` is
+    /// `None`) and serves `engine` there. Binding happens now, so errors
+    /// such as `EADDRINUSE` reach the caller.
+    pub fn bind(
+        engine: Engine,
+        routes: RouteOptions,
+        host: Option<&str>,
+        port: u16,
+    ) -> io::Result<Self> {
+        let std_listener = bind_std(host, port)?;
+        let addr = std_listener.local_addr()?;
+        let (shutdown, rx) = watch::channel(false);
+        let connections = Arc::new(Connections::default());
+        let rt = engine.runtime().clone();
+        let listener = {
+            let _enter = rt.enter();
+            TcpListener::from_std(std_listener)?
+        };
+        let conns = connections.clone();
+        rt.spawn(accept_loop(engine, Arc::new(routes), listener, rx, conns));
+        Ok(NativeServer {
+            addr,
+            shutdown,
+            connections,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, ends idle keep-alive connections and lets requests
+    /// in flight finish. Resolves when no HTTP connection is left (upgraded
+    /// WebSockets belong to their sessions and do not count).
+    pub fn close(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let _ = self.shutdown.send(true);
+        let conns = self.connections.clone();
+        async move {
+            loop {
+                let idle = conns.idle.notified();
+                if conns.live.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        }
+    }
+}
+
+fn bind_std(host: Option<&str>, port: u16) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addrs: Vec<SocketAddr> = match host {
+        None => vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port),
+        ],
+        Some(h) => {
+            use std::net::ToSocketAddrs;
+            (h, port).to_socket_addrs()?.collect()
+        }
+    };
+    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to bind");
+    for addr in addrs {
+        let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        if addr.is_ipv6() && host.is_none() {
+            let _ = socket.set_only_v6(false);
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        match socket.bind(&addr.into()).and_then(|_| socket.listen(511)) {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Err(e),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+async fn accept_loop(
+    engine: Engine,
+    routes: Arc<RouteOptions>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    conns: Arc<Connections>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, remote) = match accepted {
+            Ok(a) => a,
+            // Out of descriptors and the like: back off instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        conns.live.fetch_add(1, Ordering::AcqRel);
+        let guard = ConnGuard(conns.clone());
+        tokio::spawn(serve_connection(
+            engine.clone(),
+            routes.clone(),
+            stream,
+            remote,
+            shutdown.clone(),
+            guard,
+        ));
+    }
+}
+
+async fn serve_connection(
+    engine: Engine,
+    routes: Arc<RouteOptions>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    _guard: ConnGuard,
+) {
+    let svc = service_fn(move |req| {
+        let engine = engine.clone();
+        let routes = routes.clone();
+        async move { route(engine, routes, req, remote).await }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    if *shutdown.borrow() {
+        conn.as_mut().graceful_shutdown();
+    }
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = shutdown.changed() => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
+}
+
+type Body = Full<Bytes>;
+
+/// What a request is, from its headers: engine.io hands a request with
+/// `Connection: upgrade` to its upgrade handler, like Node's `upgrade` event.
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.headers().contains_key(header::UPGRADE)
+        && req.headers().get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        })
+}
+
+/// The request as the engine and the application see it.
+pub fn request_info<B>(req: &Request<B>, remote: Option<SocketAddr>) -> RequestInfo {
+    let url = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), latin1(v.as_bytes())))
+        .collect();
+    let version = if req.version() == http::Version::HTTP_10 {
+        "1.0"
+    } else {
+        "1.1"
+    };
+    RequestInfo::new(req.method().as_str(), url, version, headers, remote)
+}
+
+async fn route(
+    engine: Engine,
+    routes: Arc<RouteOptions>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+) -> Result<Response<Body>, io::Error> {
+    let url = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let upgrade = is_upgrade(&req);
+    if !routes.matches(url) {
+        if upgrade {
+            // Node ends upgrades nobody handles; engine.io waits a little first.
+            if routes.destroy_upgrade {
+                tokio::time::sleep(routes.destroy_upgrade_timeout).await;
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "unhandled upgrade",
+                ));
+            }
+            return std::future::pending().await;
+        }
+        return Ok(to_hyper(HttpResponse::new(
+            501,
+            "text/plain",
+            "Not Implemented",
+        )));
+    }
+    let info = Arc::new(request_info(&req, Some(remote)));
+    if upgrade {
+        return Ok(upgrade_websocket(engine, info, req));
+    }
+    let res = polling::handle(&engine, info, req.into_body()).await;
+    Ok(to_hyper(res))
+}
+
+/// engine.io's `abortUpgrade`: a 400 with the message as text/html.
+fn abort_upgrade(message: &str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header(header::CONNECTION, "close")
+        .header(header::CONTENT_TYPE, "text/html")
+        .body(Full::new(Bytes::from(message.to_string())))
+        .expect("static response parts are valid")
+}
+
+fn upgrade_websocket(
+    engine: Engine,
+    info: Arc<RequestInfo>,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let ticket = match websocket::verify(&engine, &info) {
+        Ok(t) => t,
+        Err(error) => {
+            let res = abort_upgrade(&error.message);
+            engine.report_error(info, error);
+            return res;
+        }
+    };
+    let headers = req.headers();
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes().to_vec());
+    let valid = req.method() == http::Method::GET
+        && headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
+    let Some(key) = key.filter(|k| valid && !k.is_empty()) else {
+        return abort_upgrade("Bad Request");
+    };
+    let accept = derive_accept_key(&key);
+    let config = websocket::config(&engine);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        websocket::serve(engine, ticket, info, ws).await;
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Full::new(Bytes::new()))
+        .expect("static response parts are valid")
+}
+
+/// Converts an engine response for hyper.
+pub fn to_hyper(res: HttpResponse) -> Response<Body> {
+    let mut builder = Response::builder().status(res.status);
+    for (k, v) in &res.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    builder.body(Full::new(res.body)).unwrap_or_else(|_| {
+        Response::builder()
+            .status(500)
+            .body(Full::new(Bytes::new()))
+            .expect("valid")
+    })
+}

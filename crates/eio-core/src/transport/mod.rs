@@ -1,0 +1,50 @@
+//! The transports, written once for every front end: a front end turns its
+//! request into a [`RequestInfo`](crate::engine::RequestInfo) and a body, and
+//! turns the [`HttpResponse`] back into its own response type.
+
+pub mod polling;
+pub mod websocket;
+
+use bytes::Bytes;
+
+/// An HTTP response the engine wants sent, independent of the front end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers in order; names as engine.io writes them.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// A response with a body and a content type.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// A response with no body and no headers.
+    pub fn empty(status: u16) -> Self {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// engine.io's answer to a refused request: 400/403 with a JSON body.
+    pub fn refused(error: &crate::engine::RequestError) -> Self {
+        HttpResponse::new(error.code.status(), "application/json", error.body())
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}

@@ -1,0 +1,197 @@
+//! HTTP long-polling: the handshake GET, the held GET that carries packets to
+//! the client, and the POST that carries packets from it.
+
+use super::HttpResponse;
+use crate::engine::{Engine, RequestInfo, Session, TransportKind, Verified};
+use crate::engine::{PollStart, ReadyState};
+use crate::protocol::{decode_payload, encode_payload, v3, Packet, Protocol, Str};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+
+/// Why a request body could not be read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Over `maxHttpBufferSize`.
+    TooLarge,
+    /// The client went away or sent a broken body.
+    Aborted(String),
+}
+
+/// Reads a body, refusing it as soon as it grows past `limit` so that no
+/// more than `limit` plus one chunk is ever held.
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Aborted(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Serves one polling request (handshake, GET or POST) for `engine`.
+pub async fn handle<B>(engine: &Engine, req: Arc<RequestInfo>, body: B) -> HttpResponse
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    match engine.verify(&req, false) {
+        Err(error) => {
+            let res = HttpResponse::refused(&error);
+            engine.report_error(req, error);
+            res
+        }
+        Ok(Verified::Handshake(_, protocol)) => {
+            let session = engine.open_session(req.clone(), TransportKind::Polling, protocol, None);
+            poll(engine, &session, &req).await
+        }
+        Ok(Verified::Existing(session, _)) => match req.method.as_str() {
+            "GET" => poll(engine, &session, &req).await,
+            "POST" => data(engine, &session, &req, body).await,
+            _ => HttpResponse::empty(500),
+        },
+    }
+}
+
+/// Marks a held GET as abandoned if its future is dropped before it is
+/// answered: the front end drops it when the client disconnects.
+struct HeldPoll<'a> {
+    session: &'a Arc<Session>,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for HeldPoll<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.session.poll_abandoned(self.id);
+        }
+    }
+}
+
+async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> HttpResponse {
+    let id = engine.next_id();
+    let packets = match session.poll_start(id) {
+        PollStart::Ready(packets) => packets,
+        PollStart::Wait(id, rx) => {
+            let mut held = HeldPoll {
+                session,
+                id,
+                armed: true,
+            };
+            let packets = rx.await;
+            held.armed = false;
+            match packets {
+                Ok(p) => p,
+                Err(_) => return HttpResponse::empty(400),
+            }
+        }
+        PollStart::Overlap => return HttpResponse::empty(400),
+        PollStart::Closed => {
+            return HttpResponse::refused(&crate::engine::RequestError::new(
+                crate::engine::ErrorCode::UnknownSid,
+                serde_json::json!({ "sid": &*session.sid }),
+            ))
+        }
+    };
+    payload_response(session.protocol, req.query("b64").is_none(), &packets)
+}
+
+/// The response carrying `packets` to the client. v3 clients that did not
+/// ask for base64 (`b64`) get binary payloads when there is binary data.
+pub fn payload_response(
+    protocol: Protocol,
+    supports_binary: bool,
+    packets: &[Packet],
+) -> HttpResponse {
+    let (content_type, body): (&str, Bytes) = match protocol {
+        Protocol::V4 => ("text/plain; charset=UTF-8", encode_payload(packets).into()),
+        Protocol::V3 => {
+            let payload = v3::encode_payload(packets, supports_binary);
+            let ct = payload.content_type();
+            let body = match payload {
+                v3::Payload::Text(s) => Bytes::from(s),
+                v3::Payload::Binary(b) => b,
+            };
+            (ct, body)
+        }
+    };
+    HttpResponse::new(200, content_type, body).header("cache-control", "no-store")
+}
+
+async fn data<B>(
+    engine: &Engine,
+    session: &Arc<Session>,
+    req: &RequestInfo,
+    body: B,
+) -> HttpResponse
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let binary = req.header("content-type") == Some("application/octet-stream");
+    if binary && session.protocol == Protocol::V4 {
+        session.close(
+            crate::engine::CloseReason::TransportError,
+            Some("invalid content".into()),
+        );
+        return HttpResponse::empty(400);
+    }
+    if !session.post_start() {
+        return HttpResponse::empty(400);
+    }
+    let read = read_body(body, engine.config().max_http_buffer_size).await;
+    session.post_end();
+    let bytes = match read {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return HttpResponse::empty(413),
+        Err(BodyError::Aborted(e)) => {
+            session.close(crate::engine::CloseReason::TransportError, Some(e));
+            return HttpResponse::empty(400);
+        }
+    };
+    let text = match String::from_utf8(bytes.to_vec()) {
+        Ok(s) => Str::from(s),
+        Err(e) => Str::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    };
+    feed(session, session.protocol, text);
+    HttpResponse::new(200, "text/html", "ok").header("cache-control", "no-store")
+}
+
+/// Hands the packets of a polling payload to the session, in order.
+fn feed(session: &Session, protocol: Protocol, payload: Str) {
+    match protocol {
+        Protocol::V4 => {
+            for item in decode_payload(payload) {
+                if session.ready_state() == ReadyState::Closed {
+                    return;
+                }
+                match item {
+                    Ok(p) => session.on_packet(p),
+                    Err(_) => return session.on_parse_error(),
+                }
+            }
+        }
+        Protocol::V3 => {
+            for item in v3::decode_payload_string(payload) {
+                if session.ready_state() == ReadyState::Closed {
+                    return;
+                }
+                match item {
+                    Ok(p) => session.on_packet(p),
+                    Err(_) => return session.on_parse_error(),
+                }
+            }
+        }
+    }
+}
