@@ -1,0 +1,96 @@
+"use strict";
+
+const { EventEmitter } = require("events");
+
+/**
+ * `engine.httpServer` for `listen()`: the listener is native (hyper on the
+ * engine's runtime); this object behaves like the Node `http.Server`
+ * engine.io's `listen()` returns, for what callers use of it.
+ */
+class NativeHttpServer extends EventEmitter {
+  constructor(engine) {
+    super();
+    this.listening = false;
+    this._engine = engine;
+    this._id = null;
+    this._address = null;
+    // engine.io closes the engine when its http server closes.
+    this.on("close", () => engine.close());
+  }
+
+  /**
+   * @param {number} [port]
+   * @param {string} [host]
+   * @param {() => void} [callback] once listening
+   */
+  listen(port, host, callback) {
+    if (typeof port === "function") [port, host, callback] = [0, undefined, port];
+    if (typeof host === "function") [host, callback] = [undefined, host];
+    if (port !== null && typeof port === "object") ({ port, host } = port);
+    if (typeof callback === "function") this.once("listening", callback);
+    const native = this._engine._native;
+    let info;
+    try {
+      info = native.listen(host || undefined, Number(port) || 0);
+    } catch (err) {
+      const e = toNodeError(err);
+      process.nextTick(() => this.emit("error", e));
+      return this;
+    }
+    this._id = info.id;
+    this._address = { address: info.address, family: info.family, port: info.port };
+    this.listening = true;
+    // A listening server keeps Node alive, as Node's own does.
+    native.keepAlive(true);
+    process.nextTick(() => this.emit("listening"));
+    return this;
+  }
+
+  /** The bound address, or null when not listening. */
+  address() {
+    return this.listening ? Object.assign({}, this._address) : null;
+  }
+
+  /**
+   * Stops accepting connections; `close` is emitted once the open HTTP
+   * connections are done, and the engine's sessions are then closed.
+   * @param {(err?: Error) => void} [callback]
+   */
+  close(callback) {
+    if (!this.listening) {
+      if (typeof callback === "function") {
+        const err = new Error("Server is not running.");
+        err.code = "ERR_SERVER_NOT_RUNNING";
+        process.nextTick(callback, err);
+      }
+      return this;
+    }
+    if (typeof callback === "function") this.once("close", callback);
+    this.listening = false;
+    const engine = this._engine;
+    engine._listeners.set(this._id, () => {
+      engine._native.keepAlive(false);
+      this.emit("close");
+    });
+    engine._native.closeListener(this._id);
+    return this;
+  }
+
+  /** Node API compatibility: the native listener has no handle to unref. */
+  ref() {
+    return this;
+  }
+
+  unref() {
+    return this;
+  }
+}
+
+function toNodeError(err) {
+  const m = /^(E[A-Z]+): /.exec(err.message);
+  const e = new Error(err.message);
+  e.code = m ? m[1] : err.code;
+  return e;
+}
+
+module.exports = { NativeHttpServer };

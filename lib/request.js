@@ -1,0 +1,57 @@
+"use strict";
+
+// What `socket.request` and `connection_error`'s `req` look like when the
+// native listener received the request: the parts of Node's IncomingMessage
+// that applications and Socket.IO read.
+
+/**
+ * Parses a query the way engine.io fills `req._query`.
+ * @param {string} url
+ */
+function parseQuery(url) {
+  return Object.fromEntries(new URL(url, "https://socket.io").searchParams.entries());
+}
+
+class EngineRequest {
+  /**
+   * @param {[string, string, string, string, number, string[]]} raw
+   *   method, url, httpVersion, remoteAddress, remotePort, flat headers
+   */
+  constructor(raw) {
+    const [method, url, httpVersion, remoteAddress, remotePort, rawHeaders] = raw;
+    this.method = method;
+    this.url = url;
+    this.httpVersion = httpVersion;
+    this.rawHeaders = rawHeaders;
+    this.headers = joinHeaders(rawHeaders);
+    const socket = {
+      remoteAddress,
+      remotePort,
+      remoteFamily: remoteAddress.includes(":") ? "IPv6" : "IPv4",
+      encrypted: false,
+    };
+    this.socket = socket;
+    this.connection = socket;
+    this._query = parseQuery(url);
+  }
+}
+
+// Node's rules for repeated headers: set-cookie stays an array, cookie is
+// joined with "; ", the rest with ", ".
+function joinHeaders(raw) {
+  const headers = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const value = raw[i + 1];
+    if (!(name in headers)) {
+      headers[name] = name === "set-cookie" ? [value] : value;
+    } else if (name === "set-cookie") {
+      headers[name].push(value);
+    } else {
+      headers[name] += (name === "cookie" ? "; " : ", ") + value;
+    }
+  }
+  return headers;
+}
+
+module.exports = { EngineRequest, parseQuery };

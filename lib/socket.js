@@ -1,0 +1,167 @@
+"use strict";
+
+const { EventEmitter } = require("events");
+
+// Optional per-packet events: they cross from Rust only while listened to.
+const LISTEN = {
+  packet: 1,
+  packetCreate: 2,
+  heartbeat: 4,
+  drain: 8,
+  flush: 8,
+};
+
+/**
+ * The transport a socket uses, as engine.io exposes it. The transport runs
+ * in Rust; this object carries its name and the events applications read.
+ */
+class Transport extends EventEmitter {
+  constructor(socket, name) {
+    super();
+    this.name = name;
+    this.sid = socket.id;
+    this.protocol = socket.protocol;
+    this.writable = true;
+    this._readyState = "open";
+  }
+
+  get readyState() {
+    return this._readyState;
+  }
+
+  get handlesUpgrades() {
+    return this.name === "websocket";
+  }
+
+  _close() {
+    if (this._readyState === "closed") return;
+    this._readyState = "closed";
+    this.writable = false;
+    this.emit("close");
+  }
+}
+
+/**
+ * An Engine.IO session, as engine.io's `Socket`: the state and buffers live
+ * in Rust, this object forwards calls and re-emits events.
+ */
+class Socket extends EventEmitter {
+  constructor(server, handle, id, protocol, transportName, request) {
+    super();
+    this.id = id;
+    this.server = server;
+    this.protocol = protocol;
+    this.request = request;
+    this.remoteAddress = request.connection.remoteAddress;
+    this.upgrading = false;
+    this.upgraded = false;
+    this._handle = handle;
+    this._readyState = "open";
+    this._callbacks = [];
+    this.transport = new Transport(this, transportName);
+    this.on("newListener", (event) => server._listenerAdded(event));
+    this.on("removeListener", (event) => server._listenerRemoved(event));
+  }
+
+  get readyState() {
+    return this._readyState;
+  }
+
+  set readyState(state) {
+    this._readyState = state;
+  }
+
+  /** Packets waiting for the transport. */
+  get writeBuffer() {
+    const state = this.server._native.socketState(this._handle);
+    return new Array(state ? state.buffered : 0).fill(undefined);
+  }
+
+  /**
+   * Sends a message.
+   * @param {string|Buffer|ArrayBuffer|ArrayBufferView} data
+   * @param {{compress?: boolean}} [options]
+   * @param {(transport: Transport) => void} [callback] called once the
+   *   message was handed to the transport
+   */
+  send(data, options, callback) {
+    if (typeof options === "function") {
+      callback = options;
+      options = undefined;
+    }
+    if (this._readyState === "closing" || this._readyState === "closed") return this;
+    const hasCallback = typeof callback === "function";
+    if (this.server._native.send(this._handle, toWire(data), hasCallback) && hasCallback) {
+      this._callbacks.push(callback);
+    }
+    return this;
+  }
+
+  /** Alias of {@link Socket#send}. */
+  write(data, options, callback) {
+    return this.send(data, options, callback);
+  }
+
+  /**
+   * Closes the session: what is buffered is sent first, unless `discard`.
+   * @param {boolean} [discard]
+   */
+  close(discard) {
+    if (discard && (this._readyState === "open" || this._readyState === "closing")) {
+      this.server._native.closeSocket(this._handle, true);
+      return this;
+    }
+    if (this._readyState !== "open") return this;
+    this._readyState = "closing";
+    this.server._native.closeSocket(this._handle, false);
+    return this;
+  }
+
+  _onDrain(callbacks) {
+    if (callbacks > 0) {
+      const due = this._callbacks.splice(0, callbacks);
+      for (const fn of due) fn(this.transport);
+    }
+    this.transport.emit("drain");
+    this.emit("drain");
+    this.server.emit("drain", this);
+  }
+
+  _onUpgrading(name) {
+    this.upgrading = true;
+    this.emit("upgrading", new Transport(this, name));
+  }
+
+  _onUpgrade(name) {
+    const previous = this.transport;
+    this.upgrading = false;
+    this.upgraded = true;
+    this.transport = new Transport(this, name);
+    previous._close();
+    this.emit("upgrade", this.transport);
+  }
+
+  _onClose(reason, description) {
+    if (this._readyState === "closed") return;
+    this._readyState = "closed";
+    this._callbacks = [];
+    this.transport._close();
+    let desc;
+    if (description != null) {
+      desc = new Error(description);
+      desc.type = "TransportError";
+    }
+    this.emit("close", reason, desc);
+  }
+}
+
+// engine.io-parser sends anything that is not binary as `String(data || "")`.
+function toWire(data) {
+  if (typeof data === "string") return data;
+  if (Buffer.isBuffer(data)) return data;
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return String(data || "");
+}
+
+module.exports = { Socket, Transport, LISTEN };

@@ -1,0 +1,254 @@
+//! `BindingEngine`: the native half of the JS `Server`. It owns one core
+//! engine, its native listeners, and the one weak threadsafe function that
+//! tells JS a batch of events is waiting.
+
+use crate::events;
+use crate::options::BindingOptions;
+use crate::runtime::runtime;
+use eio_core::engine::{Config, Engine, Event, EventQueue};
+use eio_core::protocol::{PacketData, Str};
+use eio_core::server::native::{NativeServer, RouteOptions};
+use napi::bindgen_prelude::{Array, BufferSlice, Either, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Result, Status};
+use napi_derive::napi;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+/// Called with no arguments when a batch of events is waiting. Weak: it
+/// never keeps Node alive by itself (see `keepAlive`).
+type Waker = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+struct Shared {
+    engine: Engine,
+    listeners: Mutex<HashMap<u64, NativeServer>>,
+}
+
+impl Shared {
+    /// Stops every listener and closes every session (env teardown).
+    fn shutdown(&self) {
+        for (_, l) in self.listeners.lock().drain() {
+            drop(l.close());
+        }
+        self.engine.close();
+    }
+}
+
+/// Where a native listener is bound.
+#[napi(object)]
+pub struct ListenInfo {
+    /// The listener's number, for `closeListener`.
+    pub id: u32,
+    /// The bound address (`::` for all interfaces).
+    pub address: String,
+    /// `IPv4` or `IPv6`.
+    pub family: String,
+    /// The bound port.
+    pub port: u32,
+}
+
+/// A session's state, for the JS `Socket` getters.
+#[napi(object)]
+pub struct SocketState {
+    /// `open`, `closing` or `closed`.
+    pub ready_state: String,
+    /// `polling` or `websocket`.
+    pub transport: String,
+    /// Whether the session moved to another transport.
+    pub upgraded: bool,
+    /// Whether an upgrade is under way.
+    pub upgrading: bool,
+    /// Packets waiting for the transport.
+    pub buffered: u32,
+}
+
+/// The native engine behind a JS `Server`.
+#[napi]
+pub struct BindingEngine {
+    shared: Arc<Shared>,
+    routes: RouteOptions,
+    waker: Arc<Waker>,
+    next_listener: u64,
+    kept_alive: bool,
+}
+
+#[napi]
+impl BindingEngine {
+    /// Creates the engine; `onEvents` is called (with no arguments) whenever
+    /// `takeEvents()` has something to return.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: BindingOptions, on_events: Function<(), ()>) -> Result<Self> {
+        let (config, routes): (Config, RouteOptions) = options.try_into()?;
+        let waker: Arc<Waker> = Arc::new(
+            on_events
+                .build_threadsafe_function::<()>()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .build()?,
+        );
+        let w = waker.clone();
+        let queue = EventQueue::new(move || {
+            w.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        let engine = Engine::new(config, queue, runtime().handle().clone());
+        let shared = Arc::new(Shared {
+            engine,
+            listeners: Mutex::new(HashMap::new()),
+        });
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        env.add_env_cleanup_hook(weak, |w| {
+            if let Some(s) = w.upgrade() {
+                s.shutdown();
+            }
+        })?;
+        Ok(BindingEngine {
+            shared,
+            routes,
+            waker,
+            next_listener: 1,
+            kept_alive: false,
+        })
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
+    /// Every event queued since the last call, as one flat array.
+    #[napi(catch_unwind)]
+    pub fn take_events<'e>(&self, env: &'e Env) -> Result<Array<'e>> {
+        events::to_js(env, self.engine().events().drain())
+    }
+
+    /// Queues a message for a session. Returns false if the session is gone
+    /// or closing (engine.io drops the message then too).
+    #[napi(catch_unwind)]
+    pub fn send(&self, handle: f64, data: Either<String, BufferSlice>, callback: bool) -> bool {
+        let Some(session) = self.engine().session(handle as u64) else {
+            return false;
+        };
+        let data = match data {
+            Either::A(s) => PacketData::Text(Str::from(s)),
+            Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
+        };
+        session.send(data, callback)
+    }
+
+    /// engine.io's `socket.close(discard)`.
+    #[napi(catch_unwind)]
+    pub fn close_socket(&self, handle: f64, discard: bool) {
+        if let Some(session) = self.engine().session(handle as u64) {
+            session.close_by_server(discard);
+        }
+    }
+
+    /// A session's state, or null when it is gone.
+    #[napi(catch_unwind)]
+    pub fn socket_state(&self, handle: f64) -> Option<SocketState> {
+        let s = self.engine().session(handle as u64)?;
+        Some(SocketState {
+            ready_state: s.ready_state().as_str().to_string(),
+            transport: s.transport_kind().name().to_string(),
+            upgraded: s.upgraded(),
+            upgrading: s.upgrading(),
+            buffered: s.buffered() as u32,
+        })
+    }
+
+    /// How many sessions are open.
+    #[napi(getter)]
+    pub fn clients_count(&self) -> u32 {
+        self.engine().clients_count() as u32
+    }
+
+    /// Closes every session (engine.io's `server.close()`).
+    #[napi(catch_unwind)]
+    pub fn close(&self) {
+        self.engine().close();
+    }
+
+    /// Which optional per-packet events JS listens to (bit mask).
+    #[napi]
+    pub fn set_listening(&self, mask: u32) {
+        self.engine().events().listen.set(mask);
+    }
+
+    /// Whether the event waker keeps Node's event loop alive: on while a
+    /// native listener is open, as a listening Node server would.
+    #[napi]
+    pub fn keep_alive(&mut self, env: Env, on: bool) -> Result<()> {
+        if on == self.kept_alive {
+            return Ok(());
+        }
+        let raw = self.waker.raw();
+        // SAFETY: called on the JS thread that owns `env`, with a live tsfn.
+        let status = unsafe {
+            if on {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+            }
+        };
+        if status != napi::sys::Status::napi_ok {
+            return Err(napi::Error::new(
+                Status::GenericFailure,
+                "could not change the event waker's ref",
+            ));
+        }
+        self.kept_alive = on;
+        Ok(())
+    }
+
+    /// Starts a native listener on `host:port` (all interfaces when no host).
+    /// Errors carry Node's codes (`EADDRINUSE`, ...).
+    #[napi(catch_unwind)]
+    pub fn listen(&mut self, host: Option<String>, port: u32) -> Result<ListenInfo> {
+        let port = u16::try_from(port)
+            .map_err(|_| napi::Error::new(Status::InvalidArg, "option `port` must be 0..65535"))?;
+        let server = NativeServer::bind(
+            self.engine().clone(),
+            self.routes.clone(),
+            host.as_deref(),
+            port,
+        )
+        .map_err(io_error)?;
+        let addr = server.local_addr();
+        let id = self.next_listener;
+        self.next_listener += 1;
+        self.shared.listeners.lock().insert(id, server);
+        Ok(ListenInfo {
+            id: id as u32,
+            address: addr.ip().to_string(),
+            family: if addr.is_ipv6() { "IPv6" } else { "IPv4" }.into(),
+            port: addr.port() as u32,
+        })
+    }
+
+    /// Stops a listener; a `LISTENER_CLOSED` event follows once its last
+    /// HTTP connection has ended.
+    #[napi(catch_unwind)]
+    pub fn close_listener(&self, id: u32) -> bool {
+        let Some(server) = self.shared.listeners.lock().remove(&(id as u64)) else {
+            return false;
+        };
+        let done = server.close();
+        let events = self.engine().events().clone();
+        runtime().spawn(async move {
+            done.await;
+            events.push(Event::ListenerClosed { id: id as u64 });
+        });
+        true
+    }
+}
+
+/// An I/O error as Node reports it: the message and a `code` like `EADDRINUSE`.
+fn io_error(e: std::io::Error) -> napi::Error {
+    let code = match e.kind() {
+        std::io::ErrorKind::AddrInUse => "EADDRINUSE",
+        std::io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
+        std::io::ErrorKind::PermissionDenied => "EACCES",
+        _ => "EIO",
+    };
+    napi::Error::new(Status::GenericFailure, format!("{code}: {e}"))
+}

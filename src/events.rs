@@ -1,0 +1,155 @@
+//! Turns a batch of core events into one flat JS array, so a whole batch
+//! crosses the boundary in one call. Layout per event: a kind number, then
+//! fields that depend on the kind (read by `dispatch` in index.js).
+
+use eio_core::engine::{Event, RequestInfo};
+use eio_core::protocol::{Packet, PacketData};
+use napi::bindgen_prelude::{Array, BufferSlice, Null, Undefined};
+use napi::{Env, Result};
+
+/// Event kinds, mirrored in index.js.
+pub mod kind {
+    pub const CONNECTION: u32 = 0;
+    pub const MESSAGE: u32 = 1;
+    pub const CLOSE: u32 = 2;
+    pub const UPGRADING: u32 = 3;
+    pub const UPGRADE: u32 = 4;
+    pub const DRAIN: u32 = 5;
+    pub const CONNECTION_ERROR: u32 = 6;
+    pub const PACKET: u32 = 7;
+    pub const PACKET_CREATE: u32 = 8;
+    pub const HEARTBEAT: u32 = 9;
+    pub const LISTENER_CLOSED: u32 = 10;
+}
+
+struct Writer<'e> {
+    env: &'e Env,
+    arr: Array<'e>,
+    i: u32,
+}
+
+impl<'e> Writer<'e> {
+    fn push<T: napi::bindgen_prelude::ToNapiValue>(&mut self, v: T) -> Result<()> {
+        self.arr.set(self.i, v)?;
+        self.i += 1;
+        Ok(())
+    }
+
+    /// Text as a string, binary as a Buffer, no data as undefined (as
+    /// engine.io-parser reads a bare `4`).
+    fn data(&mut self, data: PacketData) -> Result<()> {
+        match data {
+            PacketData::Empty => self.push(Undefined::default()),
+            PacketData::Text(s) => self.push(s.as_str()),
+            PacketData::Binary(b) => {
+                let buf = BufferSlice::from_data(self.env, Vec::from(b))?;
+                self.push(&buf)
+            }
+        }
+    }
+
+    fn packet(&mut self, p: Packet) -> Result<()> {
+        self.push(p.kind.name())?;
+        match p.data {
+            PacketData::Empty => self.push(Null),
+            d => self.data(d),
+        }
+    }
+
+    /// `[method, url, httpVersion, remoteAddress, remotePort, [name, value, ...]]`
+    fn request(&mut self, r: &RequestInfo) -> Result<()> {
+        let mut a = self.env.create_array(6)?;
+        a.set(0, r.method.as_str())?;
+        a.set(1, r.url.as_str())?;
+        a.set(2, r.http_version)?;
+        a.set(3, r.remote_address())?;
+        a.set(4, r.remote.map(|a| a.port() as u32).unwrap_or(0))?;
+        let mut h = self.env.create_array((r.headers.len() * 2) as u32)?;
+        for (i, (k, v)) in r.headers.iter().enumerate() {
+            h.set((i * 2) as u32, k.as_str())?;
+            h.set((i * 2 + 1) as u32, v.as_str())?;
+        }
+        a.set(5, h)?;
+        self.push(a)
+    }
+}
+
+/// Encodes `events` into a flat array.
+pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
+    let arr = env.create_array(0)?;
+    let mut w = Writer { env, arr, i: 0 };
+    for ev in events {
+        match ev {
+            Event::Connection {
+                handle,
+                sid,
+                protocol,
+                transport,
+                request,
+            } => {
+                w.push(kind::CONNECTION)?;
+                w.push(handle as f64)?;
+                w.push(&*sid)?;
+                w.push(protocol.number() as u32)?;
+                w.push(transport)?;
+                w.request(&request)?;
+            }
+            Event::Message { handle, data } => {
+                w.push(kind::MESSAGE)?;
+                w.push(handle as f64)?;
+                w.data(data)?;
+            }
+            Event::Close {
+                handle,
+                reason,
+                description,
+            } => {
+                w.push(kind::CLOSE)?;
+                w.push(handle as f64)?;
+                w.push(reason.as_str())?;
+                w.push(description)?;
+            }
+            Event::Upgrading { handle, transport } => {
+                w.push(kind::UPGRADING)?;
+                w.push(handle as f64)?;
+                w.push(transport)?;
+            }
+            Event::Upgrade { handle, transport } => {
+                w.push(kind::UPGRADE)?;
+                w.push(handle as f64)?;
+                w.push(transport)?;
+            }
+            Event::Drain { handle, callbacks } => {
+                w.push(kind::DRAIN)?;
+                w.push(handle as f64)?;
+                w.push(callbacks)?;
+            }
+            Event::ConnectionError { request, error } => {
+                w.push(kind::CONNECTION_ERROR)?;
+                w.request(&request)?;
+                w.push(error.code.code() as u32)?;
+                w.push(error.message.as_str())?;
+                w.push(error.context.to_string())?;
+            }
+            Event::Packet { handle, packet } => {
+                w.push(kind::PACKET)?;
+                w.push(handle as f64)?;
+                w.packet(packet)?;
+            }
+            Event::PacketCreate { handle, packet } => {
+                w.push(kind::PACKET_CREATE)?;
+                w.push(handle as f64)?;
+                w.packet(packet)?;
+            }
+            Event::Heartbeat { handle } => {
+                w.push(kind::HEARTBEAT)?;
+                w.push(handle as f64)?;
+            }
+            Event::ListenerClosed { id } => {
+                w.push(kind::LISTENER_CLOSED)?;
+                w.push(id as f64)?;
+            }
+        }
+    }
+    Ok(w.arr)
+}

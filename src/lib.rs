@@ -1,0 +1,16 @@
+//! The Node binding of eio-rs: converts and forwards between JavaScript and
+//! the `eio-core` engine. No transport logic lives here.
+//!
+//! - [`runtime`]: the tokio runtime the engines run on;
+//! - [`options`]: JS options checked and turned into the core's config;
+//! - [`engine`]: `BindingEngine`, the native half of the JS `Server`;
+//! - [`events`]: batches of core events turned into JS values.
+
+#![deny(clippy::all)]
+
+mod engine;
+mod events;
+mod options;
+mod runtime;
+
+pub use engine::BindingEngine;

@@ -1,0 +1,94 @@
+//! Options from JS, checked once and turned into the core's types. Errors
+//! name the JS option at fault.
+
+use eio_core::engine::Config;
+use eio_core::protocol::{PacketData, Str};
+use eio_core::server::native::RouteOptions;
+use napi::bindgen_prelude::{Buffer, Either};
+use napi_derive::napi;
+use std::time::Duration;
+
+/// The options the JS facade passes after applying engine.io's defaults.
+#[napi(object)]
+pub struct BindingOptions {
+    /// `pingInterval`, in ms.
+    pub ping_interval: f64,
+    /// `pingTimeout`, in ms.
+    pub ping_timeout: f64,
+    /// `upgradeTimeout`, in ms.
+    pub upgrade_timeout: f64,
+    /// `maxHttpBufferSize`, in bytes.
+    pub max_http_buffer_size: f64,
+    /// `transports`.
+    pub transports: Vec<String>,
+    /// `allowUpgrades`.
+    pub allow_upgrades: bool,
+    /// `allowEIO3`.
+    pub allow_eio3: bool,
+    /// `initialPacket`.
+    pub initial_packet: Option<Either<String, Buffer>>,
+    /// The computed request path (`/engine.io/`).
+    pub path: String,
+    /// `destroyUpgrade`.
+    pub destroy_upgrade: bool,
+    /// `destroyUpgradeTimeout`, in ms.
+    pub destroy_upgrade_timeout: f64,
+}
+
+fn millis(name: &str, v: f64) -> napi::Result<Duration> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_millis(v as u64))
+    } else {
+        Err(invalid(name, "a non-negative number of milliseconds"))
+    }
+}
+
+fn invalid(name: &str, what: &str) -> napi::Error {
+    napi::Error::new(
+        napi::Status::InvalidArg,
+        format!("option `{name}` must be {what}"),
+    )
+}
+
+impl TryFrom<BindingOptions> for (Config, RouteOptions) {
+    type Error = napi::Error;
+
+    fn try_from(o: BindingOptions) -> napi::Result<Self> {
+        let mut polling = false;
+        let mut websocket = false;
+        for t in &o.transports {
+            match t.as_str() {
+                "polling" => polling = true,
+                "websocket" => websocket = true,
+                // engine.io accepts names it does not run (webtransport);
+                // they are simply never offered.
+                _ => {}
+            }
+        }
+        if !(o.max_http_buffer_size.is_finite() && o.max_http_buffer_size >= 0.0) {
+            return Err(invalid("maxHttpBufferSize", "a non-negative number"));
+        }
+        let initial_packet = o.initial_packet.map(|p| match p {
+            Either::A(s) => PacketData::Text(Str::from(s)),
+            Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
+        });
+        let config = Config {
+            ping_interval: millis("pingInterval", o.ping_interval)?,
+            ping_timeout: millis("pingTimeout", o.ping_timeout)?,
+            upgrade_timeout: millis("upgradeTimeout", o.upgrade_timeout)?,
+            max_http_buffer_size: o.max_http_buffer_size as usize,
+            polling,
+            websocket,
+            allow_upgrades: o.allow_upgrades,
+            allow_eio3: o.allow_eio3,
+            initial_packet,
+            ..Config::default()
+        };
+        let routes = RouteOptions {
+            path: o.path,
+            destroy_upgrade: o.destroy_upgrade,
+            destroy_upgrade_timeout: millis("destroyUpgradeTimeout", o.destroy_upgrade_timeout)?,
+        };
+        Ok((config, routes))
+    }
+}
