@@ -1,0 +1,80 @@
+"use strict";
+
+// The addon must never keep Node alive on its own: a process that closes
+// its server exits by itself.
+
+const { test } = require("node:test");
+const assert = require("node:assert/strict");
+const { spawn } = require("node:child_process");
+const path = require("node:path");
+
+function run(script) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["-e", script], {
+      cwd: path.join(__dirname, ".."),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the process did not exit by itself:\n${out}`));
+    }, 10000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+test("the process exits after server.close() with live clients", async () => {
+  const { code, out } = await run(`
+    const { listen } = require(".");
+    const { Socket } = require("engine.io-client");
+    const engine = listen(0, () => {
+      const { port } = engine.httpServer.address();
+      const a = new Socket("ws://127.0.0.1:" + port, { transports: ["websocket"] });
+      const b = new Socket("ws://127.0.0.1:" + port, { transports: ["polling"] });
+      let open = 0;
+      const onOpen = () => {
+        if (++open < 2) return;
+        engine.close();
+        engine.httpServer.close(() => console.log("closed"));
+      };
+      a.on("open", onOpen);
+      b.on("open", onOpen);
+    });
+  `);
+  assert.equal(code, 0, out);
+  assert.match(out, /closed/);
+});
+
+test("a listening server keeps the process alive until closed", async () => {
+  const { code, out } = await run(`
+    const { listen } = require(".");
+    const engine = listen(0, () => {
+      setTimeout(() => {
+        console.log("still alive");
+        engine.httpServer.close();
+      }, 300);
+    });
+  `);
+  assert.equal(code, 0, out);
+  assert.match(out, /still alive/);
+});
+
+test("EADDRINUSE reaches the httpServer 'error' event", async () => {
+  const { code, out } = await run(`
+    const { listen } = require(".");
+    const a = listen(0, () => {
+      const b = listen(a.httpServer.address().port);
+      b.httpServer.on("error", (e) => {
+        console.log("error", e.code);
+        a.httpServer.close();
+      });
+    });
+  `);
+  assert.equal(code, 0, out);
+  assert.match(out, /error EADDRINUSE/);
+});

@@ -1,0 +1,69 @@
+"use strict";
+
+const { listen } = require("..");
+const { Socket: ClientSocket } = require("engine.io-client");
+
+/** Starts a native engine on an ephemeral loopback port. */
+function start(opts = {}) {
+  return new Promise((resolve, reject) => {
+    const engine = listen(0, opts, () => {
+      const { port } = engine.httpServer.address();
+      resolve({ engine, port, url: `http://127.0.0.1:${port}` });
+    });
+    engine.httpServer.once("error", reject);
+  });
+}
+
+/** Closes the engine and its listener; resolves when the listener is closed. */
+function stop(engine) {
+  return new Promise((resolve) => {
+    engine.close();
+    if (engine.httpServer.listening) engine.httpServer.close(() => resolve());
+    else resolve();
+  });
+}
+
+/** Resolves with the arguments of the next `event` on `emitter`, or rejects after `ms`. */
+function once(emitter, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for "${event}"`)), ms);
+    emitter.once(event, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+/** A real engine.io-client socket. */
+function client(port, opts = {}) {
+  return new ClientSocket(`ws://127.0.0.1:${port}`, opts);
+}
+
+/** Collects `n` events of `event`, rejecting after `ms`. */
+function collect(emitter, event, n, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const got = [];
+    const timer = setTimeout(
+      () => reject(new Error(`got ${got.length} of ${n} "${event}" events`)),
+      ms,
+    );
+    const on = (arg) => {
+      got.push(arg);
+      if (got.length === n) {
+        clearTimeout(timer);
+        emitter.off(event, on);
+        resolve(got);
+      }
+    };
+    emitter.on(event, on);
+  });
+}
+
+/** An Engine.IO v4 polling handshake over plain HTTP; resolves with the open packet. */
+async function handshake(url, query = "") {
+  const res = await fetch(`${url}/engine.io/?EIO=4&transport=polling${query}`);
+  const body = await res.text();
+  return { res, open: JSON.parse(body.slice(1).split("\x1e")[0]), body };
+}
+
+module.exports = { start, stop, once, client, collect, handshake };
