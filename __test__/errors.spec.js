@@ -21,10 +21,31 @@ test("each refused request gets engine.io's status, body and connection_error", 
   engine.on("connection_error", (e) => errors.push(e));
   await refused(url, "/engine.io/?EIO=4&transport=tobi", {}, 400, 0, "Transport unknown");
   await refused(url, "/engine.io/?EIO=4&transport=constructor", {}, 400, 0, "Transport unknown");
-  await refused(url, "/engine.io/?EIO=4&transport=polling&sid=test", {}, 400, 1, "Session ID unknown");
-  await refused(url, "/engine.io/?EIO=4&transport=polling", { method: "PUT" }, 400, 2, "Bad handshake method");
+  await refused(
+    url,
+    "/engine.io/?EIO=4&transport=polling&sid=test",
+    {},
+    400,
+    1,
+    "Session ID unknown",
+  );
+  await refused(
+    url,
+    "/engine.io/?EIO=4&transport=polling",
+    { method: "PUT" },
+    400,
+    2,
+    "Bad handshake method",
+  );
   await refused(url, "/engine.io/?EIO=4&transport=websocket", {}, 400, 3, "Bad request");
-  await refused(url, "/engine.io/?EIO=3&transport=polling", {}, 400, 5, "Unsupported protocol version");
+  await refused(
+    url,
+    "/engine.io/?EIO=3&transport=polling",
+    {},
+    400,
+    5,
+    "Unsupported protocol version",
+  );
   await refused(url, "/engine.io/?transport=polling", {}, 400, 5, "Unsupported protocol version");
 
   assert.equal(errors.length, 7);
@@ -48,7 +69,14 @@ test("a transport mismatch without upgrade is a bad request", async () => {
   const { open } = await handshake(url);
   const [err] = await Promise.all([
     once(engine, "connection_error"),
-    refused(url, `/engine.io/?EIO=4&transport=websocket&sid=${open.sid}`, {}, 400, 3, "Bad request"),
+    refused(
+      url,
+      `/engine.io/?EIO=4&transport=websocket&sid=${open.sid}`,
+      {},
+      400,
+      3,
+      "Bad request",
+    ),
   ]);
   assert.deepEqual(err[0].context, {
     name: "TRANSPORT_MISMATCH",
@@ -59,12 +87,22 @@ test("a transport mismatch without upgrade is a bad request", async () => {
 });
 
 test("the handshake carries engine.io's open packet", async () => {
-  const { engine, url } = await start({ pingInterval: 300, pingTimeout: 200, maxHttpBufferSize: 1234 });
+  const { engine, url } = await start({
+    pingInterval: 300,
+    pingTimeout: 200,
+    maxHttpBufferSize: 1234,
+  });
   const { res, open } = await handshake(url);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get("content-type"), "text/plain; charset=UTF-8");
   assert.equal(res.headers.get("cache-control"), "no-store");
-  assert.deepEqual(Object.keys(open), ["sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"]);
+  assert.deepEqual(Object.keys(open), [
+    "sid",
+    "upgrades",
+    "pingInterval",
+    "pingTimeout",
+    "maxPayload",
+  ]);
   assert.equal(open.sid.length, 20);
   assert.deepEqual(open.upgrades, ["websocket"]);
   assert.equal(open.pingInterval, 300);
@@ -177,7 +215,9 @@ test("a poll that disconnects closes the session with 'transport error'", async 
   const [socket] = await conn;
   const closed = once(socket, "close");
   const raw = net.connect(port, "127.0.0.1", () => {
-    raw.write(`GET /engine.io/?EIO=4&transport=polling&sid=${open.sid} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    raw.write(
+      `GET /engine.io/?EIO=4&transport=polling&sid=${open.sid} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
     setTimeout(() => raw.destroy(), 100);
   });
   const [reason] = await closed;

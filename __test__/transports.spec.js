@@ -74,8 +74,14 @@ test("upgrade: polling to websocket, with a burst sent during the upgrade", asyn
   assert.equal(transport.name, "websocket");
   assert.equal(socket.upgraded, true);
   assert.equal(socket.transport.name, "websocket");
-  assert.deepEqual(await got, Array.from({ length: N }, (_, i) => `s${i}`));
-  assert.deepEqual(await serverGot, Array.from({ length: N }, (_, i) => `c${i}`));
+  assert.deepEqual(
+    await got,
+    Array.from({ length: N }, (_, i) => `s${i}`),
+  );
+  assert.deepEqual(
+    await serverGot,
+    Array.from({ length: N }, (_, i) => `c${i}`),
+  );
   assert.equal(c.transport.name, "websocket");
   c.close();
   await once(socket, "close");

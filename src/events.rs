@@ -4,7 +4,7 @@
 
 use eio_core::engine::{Event, RequestInfo};
 use eio_core::protocol::{Packet, PacketData};
-use napi::bindgen_prelude::{Array, BufferSlice, Null, Undefined};
+use napi::bindgen_prelude::{Array, BufferSlice, Null};
 use napi::{Env, Result};
 
 /// Event kinds, mirrored in index.js.
@@ -39,7 +39,7 @@ impl<'e> Writer<'e> {
     /// engine.io-parser reads a bare `4`).
     fn data(&mut self, data: PacketData) -> Result<()> {
         match data {
-            PacketData::Empty => self.push(Undefined::default()),
+            PacketData::Empty => self.push(()),
             PacketData::Text(s) => self.push(s.as_str()),
             PacketData::Binary(b) => {
                 let buf = BufferSlice::from_data(self.env, Vec::from(b))?;

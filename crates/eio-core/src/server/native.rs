@@ -107,8 +107,19 @@ impl NativeServer {
             let _enter = rt.enter();
             TcpListener::from_std(std_listener)?
         };
+        // The accept loop counts as a connection, so `close()` resolves only
+        // once the listening socket is dropped and the port can be bound again.
+        connections.live.fetch_add(1, Ordering::AcqRel);
+        let guard = ConnGuard(connections.clone());
         let conns = connections.clone();
-        rt.spawn(accept_loop(engine, Arc::new(routes), listener, rx, conns));
+        rt.spawn(accept_loop(
+            engine,
+            Arc::new(routes),
+            listener,
+            rx,
+            conns,
+            guard,
+        ));
         Ok(NativeServer {
             addr,
             shutdown,
@@ -181,11 +192,15 @@ async fn accept_loop(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
     conns: Arc<Connections>,
+    _listening: ConnGuard,
 ) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                drop(listener);
+                return;
+            }
         };
         let (stream, remote) = match accepted {
             Ok(a) => a,

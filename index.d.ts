@@ -1,0 +1,133 @@
+// Type declarations for eio-rs: the engine.io v6 API.
+
+import { EventEmitter } from "events";
+
+export type TransportName = "polling" | "websocket";
+
+export interface ServerOptions {
+  pingTimeout?: number;
+  pingInterval?: number;
+  upgradeTimeout?: number;
+  maxHttpBufferSize?: number;
+  transports?: TransportName[];
+  allowUpgrades?: boolean;
+  allowEIO3?: boolean;
+  initialPacket?: string | Buffer;
+  /** Accepted for compatibility; WebSockets are served natively. */
+  wsEngine?: unknown;
+  perMessageDeflate?: boolean | object;
+  httpCompression?: boolean | object;
+  cookie?: boolean | object;
+  cors?: unknown;
+  allowRequest?: (
+    req: EngineRequest,
+    fn: (err: string | null | undefined, ok: boolean) => void,
+  ) => void;
+}
+
+export interface AttachOptions {
+  path?: string;
+  destroyUpgrade?: boolean;
+  destroyUpgradeTimeout?: number;
+  addTrailingSlash?: boolean;
+}
+
+/** The request as the native listener saw it (the parts of IncomingMessage apps read). */
+export interface EngineRequest {
+  method: string;
+  url: string;
+  httpVersion: string;
+  headers: Record<string, string | string[]>;
+  rawHeaders: string[];
+  socket: { remoteAddress: string; remotePort: number; remoteFamily: string; encrypted: boolean };
+  connection: EngineRequest["socket"];
+  _query: Record<string, string>;
+}
+
+export interface SendOptions {
+  compress?: boolean;
+}
+
+export declare class Transport extends EventEmitter {
+  readonly name: TransportName;
+  readonly sid: string;
+  readonly protocol: number;
+  writable: boolean;
+  readonly readyState: "open" | "closing" | "closed";
+}
+
+export declare class Socket extends EventEmitter {
+  readonly id: string;
+  readonly server: Server;
+  readonly protocol: number;
+  readonly request: EngineRequest;
+  readonly remoteAddress: string;
+  readonly readyState: "opening" | "open" | "closing" | "closed";
+  transport: Transport;
+  upgrading: boolean;
+  upgraded: boolean;
+  send(
+    data: string | Buffer | ArrayBuffer | ArrayBufferView,
+    options?: SendOptions,
+    callback?: (t: Transport) => void,
+  ): this;
+  send(
+    data: string | Buffer | ArrayBuffer | ArrayBufferView,
+    callback?: (t: Transport) => void,
+  ): this;
+  write: Socket["send"];
+  close(discard?: boolean): this;
+}
+
+export interface ConnectionError {
+  req: EngineRequest;
+  code: 0 | 1 | 2 | 3 | 4 | 5;
+  message: string;
+  context: Record<string, unknown>;
+}
+
+/** engine.httpServer for listen(): the native listener, with the Node server API callers use. */
+export interface NativeHttpServer extends EventEmitter {
+  readonly listening: boolean;
+  address(): { address: string; family: string; port: number } | null;
+  close(callback?: (err?: Error) => void): this;
+}
+
+export declare class Server extends EventEmitter {
+  constructor(opts?: ServerOptions & AttachOptions);
+  static errors: {
+    UNKNOWN_TRANSPORT: 0;
+    UNKNOWN_SID: 1;
+    BAD_HANDSHAKE_METHOD: 2;
+    BAD_REQUEST: 3;
+    FORBIDDEN: 4;
+    UNSUPPORTED_PROTOCOL_VERSION: 5;
+  };
+  static errorMessages: Record<0 | 1 | 2 | 3 | 4 | 5, string>;
+  readonly opts: ServerOptions;
+  clients: Record<string, Socket>;
+  clientsCount: number;
+  httpServer?: NativeHttpServer;
+  close(): this;
+  use(fn: (req: unknown, res: unknown, next: (err?: unknown) => void) => void): void;
+  upgrades(transport: TransportName): string[];
+  on(event: "connection", listener: (socket: Socket) => void): this;
+  on(event: "connection_error", listener: (err: ConnectionError) => void): this;
+  on(event: string, listener: (...args: any[]) => void): this;
+}
+
+export declare const protocol: 4;
+export declare const transports: Record<
+  TransportName,
+  { upgradesTo: string[]; handlesUpgrades: boolean }
+>;
+export declare function listen(
+  port: number,
+  options?: ServerOptions & AttachOptions,
+  callback?: () => void,
+): Server;
+export declare function listen(port: number, callback?: () => void): Server;
+export declare function attach(
+  server: import("http").Server,
+  options?: ServerOptions & AttachOptions,
+): Server;
