@@ -139,3 +139,41 @@ test("socket.close() from the server flushes what was sent first", async () => {
     await stop(engine);
   }
 });
+
+test("an upgrade that does not complete in upgradeTimeout is abandoned, the session goes on", async () => {
+  const { engine, port } = await start({ upgradeTimeout: 100 });
+  const c = client(port);
+  c.on("upgrading", (transport) => {
+    // Never send the upgrade packet.
+    transport.send = () => {};
+  });
+  const upgrading = new Promise((resolve) =>
+    engine.once("connection", (socket) => socket.once("upgrading", (t) => resolve([socket, t]))),
+  );
+  const [socket, candidate] = await upgrading;
+  assert.equal(candidate.name, "websocket");
+  await once(candidate, "close", 3000);
+  assert.equal(socket.upgrading, false);
+  assert.equal(socket.upgraded, false);
+  assert.equal(socket.transport.name, "polling");
+  assert.equal(socket.readyState, "open");
+  // The client believes it upgraded (it was told nothing), so the server ends it.
+  const closed = once(socket, "close");
+  await stop(engine);
+  assert.equal((await closed)[0], "forced close");
+  c.close();
+});
+
+test("closing a socket during its upgrade closes the candidate transport too", async () => {
+  const { engine, port } = await start();
+  const upgrading = new Promise((resolve) =>
+    engine.once("connection", (socket) => socket.once("upgrading", (t) => resolve([socket, t]))),
+  );
+  const c = client(port);
+  const [socket, candidate] = await upgrading;
+  const closed = once(candidate, "close");
+  socket.close();
+  await closed;
+  c.close();
+  await stop(engine);
+});

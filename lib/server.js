@@ -17,6 +17,7 @@ const PACKET = 7;
 const PACKET_CREATE = 8;
 const HEARTBEAT = 9;
 const LISTENER_CLOSED = 10;
+const UPGRADE_ABORTED = 11;
 
 const errors = {
   UNKNOWN_TRANSPORT: 0,
@@ -212,6 +213,12 @@ class Server extends EventEmitter {
             if (ev[i + 3] !== null) packet.data = ev[i + 3];
             i += 4;
             if (socket) socket.emit(kind === PACKET ? "packet" : "packetCreate", packet);
+            break;
+          }
+          case UPGRADE_ABORTED: {
+            const socket = this._sockets.get(ev[i + 1]);
+            i += 2;
+            if (socket) socket._onUpgradeAborted();
             break;
           }
           case HEARTBEAT: {

@@ -58,6 +58,7 @@ class Socket extends EventEmitter {
     this._handle = handle;
     this._readyState = "open";
     this._callbacks = [];
+    this._upgradingTransport = null;
     this.transport = new Transport(this, transportName);
     this.on("newListener", (event) => server._listenerAdded(event));
     this.on("removeListener", (event) => server._listenerRemoved(event));
@@ -129,14 +130,23 @@ class Socket extends EventEmitter {
 
   _onUpgrading(name) {
     this.upgrading = true;
-    this.emit("upgrading", new Transport(this, name));
+    this._upgradingTransport = new Transport(this, name);
+    this.emit("upgrading", this._upgradingTransport);
+  }
+
+  _onUpgradeAborted() {
+    const candidate = this._upgradingTransport;
+    this.upgrading = false;
+    this._upgradingTransport = null;
+    if (candidate) candidate._close();
   }
 
   _onUpgrade(name) {
     const previous = this.transport;
     this.upgrading = false;
     this.upgraded = true;
-    this.transport = new Transport(this, name);
+    this.transport = this._upgradingTransport || new Transport(this, name);
+    this._upgradingTransport = null;
     previous._close();
     this.emit("upgrade", this.transport);
   }
@@ -146,6 +156,7 @@ class Socket extends EventEmitter {
     this._readyState = "closed";
     this._callbacks = [];
     this.transport._close();
+    this._onUpgradeAborted();
     let desc;
     if (description != null) {
       desc = new Error(description);

@@ -20,6 +20,7 @@ pub mod kind {
     pub const PACKET_CREATE: u32 = 8;
     pub const HEARTBEAT: u32 = 9;
     pub const LISTENER_CLOSED: u32 = 10;
+    pub const UPGRADE_ABORTED: u32 = 11;
 }
 
 struct Writer<'e> {
@@ -113,6 +114,10 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 w.push(kind::UPGRADING)?;
                 w.push(handle as f64)?;
                 w.push(transport)?;
+            }
+            Event::UpgradeAborted { handle } => {
+                w.push(kind::UPGRADE_ABORTED)?;
+                w.push(handle as f64)?;
             }
             Event::Upgrade { handle, transport } => {
                 w.push(kind::UPGRADE)?;

@@ -54,6 +54,11 @@ pub enum Event {
         /// The new transport's name.
         transport: &'static str,
     },
+    /// A probed upgrade failed or timed out; the session goes on as it was.
+    UpgradeAborted {
+        /// The session.
+        handle: Handle,
+    },
     /// The client switched transports.
     Upgrade {
         /// The session.

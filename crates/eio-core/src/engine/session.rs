@@ -547,11 +547,25 @@ impl Session {
     /// The upgrade failed or timed out; the session goes on as it was.
     pub(crate) fn upgrade_abort(&self, id: u64) {
         let mut st = self.state.lock();
-        if matches!(&st.upgrade, Upgrade::Pending(l) | Upgrade::Probed(l) if l.id == id) {
-            st.upgrade = Upgrade::None;
-            // Packets held back by the NOOP rule may go to a waiting poll now.
-            self.flush(&mut st);
+        self.end_candidate(&mut st, id);
+    }
+
+    /// Forgets the upgrade candidate `id`, telling the application if it had
+    /// seen the probe (it holds the candidate's transport since `upgrading`).
+    fn end_candidate(&self, st: &mut State, id: u64) {
+        let probed = match &st.upgrade {
+            Upgrade::Pending(l) if l.id == id => false,
+            Upgrade::Probed(l) if l.id == id => true,
+            _ => return,
+        };
+        st.upgrade = Upgrade::None;
+        if probed {
+            self.emit(Event::UpgradeAborted {
+                handle: self.handle,
+            });
         }
+        // Packets held back by the NOOP rule may go to a waiting poll now.
+        self.flush(st);
     }
 
     /// The transport `id` failed or ended. Only the session's current
@@ -566,9 +580,8 @@ impl Session {
                 CloseReason::TransportClose
             };
             self.close_locked(&mut st, reason, error);
-        } else if matches!(&st.upgrade, Upgrade::Pending(l) | Upgrade::Probed(l) if l.id == id) {
-            st.upgrade = Upgrade::None;
-            self.flush(&mut st);
+        } else {
+            self.end_candidate(&mut st, id);
         }
     }
 
