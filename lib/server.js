@@ -4,6 +4,7 @@ const { EventEmitter } = require("events");
 const { BindingEngine } = require("../binding");
 const { EngineRequest } = require("./request");
 const { Socket, LISTEN } = require("./socket");
+const { NativeResponse, flattenHeaders } = require("./response");
 
 // Event kinds of the native batches (src/events.rs).
 const CONNECTION = 0;
@@ -18,6 +19,15 @@ const PACKET_CREATE = 8;
 const HEARTBEAT = 9;
 const LISTENER_CLOSED = 10;
 const UPGRADE_ABORTED = 11;
+const HOOK = 12;
+const REQUEST_DONE = 13;
+
+// Hook kinds (HOOK events) and the mask bits that turn them on (HookSet).
+const HOOK_MIDDLEWARES = 0;
+const HOOK_ALLOW_REQUEST = 1;
+const HOOK_GENERATE_ID = 2;
+const HOOK_HEADERS = 3;
+const HOOKS = { middlewares: 1, allowRequest: 2, generateId: 4, headers: 8 };
 
 const errors = {
   UNKNOWN_TRANSPORT: 0,
@@ -86,17 +96,47 @@ class Server extends EventEmitter {
     this._sockets = new Map();
     this._listenCounts = new Map();
     this._listeners = new Map();
+    this._requests = new Map();
+    this._headerListeners = 0;
     this._native = new BindingEngine(bindingOptions(this.opts), () => this._drain());
     this.on("newListener", (event) => this._listenerAdded(event));
     this.on("removeListener", (event) => this._listenerRemoved(event));
+    if (this.opts.cors) this.use(require("cors")(this.opts.cors));
+    this._updateHooks();
   }
 
   /**
-   * Adds an Express-style middleware.
+   * Adds an Express-style middleware, applied to every request and upgrade.
    * @param {(req, res, next) => void} fn
    */
   use(fn) {
     this.middlewares.push(fn);
+    this._updateHooks();
+  }
+
+  /**
+   * The session id for a new client; override it (sync or returning a
+   * Promise) to choose ids. The default is engine.io's: 15 random bytes.
+   * @param {object} req
+   * @returns {string | PromiseLike<string> | undefined}
+   */
+  get generateId() {
+    return this._generateId || defaultGenerateId;
+  }
+
+  set generateId(fn) {
+    this._generateId = fn;
+    if (this._native) this._updateHooks();
+  }
+
+  /** Tells the engine which hooks need a round trip to JS. */
+  _updateHooks() {
+    let mask = 0;
+    if (this.middlewares.length) mask |= HOOKS.middlewares;
+    if (typeof this.opts.allowRequest === "function") mask |= HOOKS.allowRequest;
+    if (this.generateId !== defaultGenerateId) mask |= HOOKS.generateId;
+    if (this._headerListeners > 0 || this.opts.cookie) mask |= HOOKS.headers;
+    this._native.setHooks(mask);
   }
 
   /** Returns the transports a session on `transport` may upgrade to. */
@@ -109,11 +149,6 @@ class Server extends EventEmitter {
   close() {
     this._native.close();
     return this;
-  }
-
-  /** @see engine.io's `generateId` */
-  generateId() {
-    return undefined;
   }
 
   attach() {
@@ -129,6 +164,11 @@ class Server extends EventEmitter {
   }
 
   _listenerAdded(event) {
+    if (event === "headers" || event === "initial_headers") {
+      this._headerListeners++;
+      if (this._headerListeners === 1) this._updateHooks();
+      return;
+    }
     const flag = LISTEN[event];
     if (!flag) return;
     const n = (this._listenCounts.get(flag) || 0) + 1;
@@ -137,6 +177,11 @@ class Server extends EventEmitter {
   }
 
   _listenerRemoved(event) {
+    if (event === "headers" || event === "initial_headers") {
+      this._headerListeners--;
+      if (this._headerListeners === 0) this._updateHooks();
+      return;
+    }
     const flag = LISTEN[event];
     if (!flag) return;
     const n = (this._listenCounts.get(flag) || 0) - 1;
@@ -161,7 +206,7 @@ class Server extends EventEmitter {
           case CONNECTION: {
             const [, handle, sid, protocol, transport, req] = ev.slice(i, i + 6);
             i += 6;
-            this._onConnection(handle, sid, protocol, transport, new EngineRequest(req));
+            this._onConnection(handle, sid, protocol, transport, this._request(req));
             break;
           }
           case MESSAGE: {
@@ -198,7 +243,7 @@ class Server extends EventEmitter {
             break;
           }
           case CONNECTION_ERROR: {
-            const req = new EngineRequest(ev[i + 1]);
+            const req = this._request(ev[i + 1]);
             const code = ev[i + 2];
             const message = ev[i + 3];
             const context = JSON.parse(ev[i + 4]);
@@ -213,6 +258,19 @@ class Server extends EventEmitter {
             if (ev[i + 3] !== null) packet.data = ev[i + 3];
             i += 4;
             if (socket) socket.emit(kind === PACKET ? "packet" : "packetCreate", packet);
+            break;
+          }
+          case HOOK: {
+            const [, id, hook, raw, extra] = ev.slice(i, i + 5);
+            i += 5;
+            const req = this._request(raw);
+            this._requests.set(raw[6], req);
+            this._onHook(id, hook, req, extra);
+            break;
+          }
+          case REQUEST_DONE: {
+            this._requests.delete(ev[i + 1]);
+            i += 2;
             break;
           }
           case UPGRADE_ABORTED: {
@@ -248,6 +306,85 @@ class Server extends EventEmitter {
     }
   }
 
+  /** The request object for a native request: the one hooks saw, if any. */
+  _request(raw) {
+    return this._requests.get(raw[6]) || new EngineRequest(raw);
+  }
+
+  _onHook(id, hook, req, extra) {
+    const native = this._native;
+    switch (hook) {
+      case HOOK_MIDDLEWARES:
+        return this._nativeMiddlewares(id, req, extra);
+      case HOOK_ALLOW_REQUEST: {
+        let answered = false;
+        return this.opts.allowRequest(req, (message, success) => {
+          if (answered) return;
+          answered = true;
+          const msg = message === undefined || message === null ? undefined : String(message);
+          native.replyAllowRequest(id, !!success, msg);
+        });
+      }
+      case HOOK_GENERATE_ID:
+        return new Promise((resolve) => resolve(this.generateId(req))).then(
+          (sid) => native.replyGenerateId(id, String(sid)),
+          () => native.replyGenerateId(id, undefined),
+        );
+      case HOOK_HEADERS: {
+        const [sid, initial, flat] = extra;
+        const headers = {};
+        for (let k = 0; k < flat.length; k += 2) headers[flat[k]] = flat[k + 1];
+        if (initial && this.opts.cookie && req._query.transport === "polling") {
+          const { serialize } = require("cookie");
+          headers["Set-Cookie"] = [serialize(this.opts.cookie.name, sid, this.opts.cookie)];
+        }
+        try {
+          if (initial) this.emit("initial_headers", headers, req);
+          this.emit("headers", headers, req);
+          const socket = this.clients[sid];
+          if (socket) socket.transport.emit("headers", headers, req);
+        } finally {
+          native.replyHeaders(id, flattenHeaders(headers));
+        }
+        return;
+      }
+    }
+  }
+
+  /** engine.io's `_applyMiddlewares` for a request the native listener received. */
+  _nativeMiddlewares(id, req, upgrade) {
+    const native = this._native;
+    let done = false;
+    const res = new NativeResponse(req, (r) => {
+      if (done) return;
+      done = true;
+      native.replyMiddlewares(id, 1, r.statusCode, r._flatHeaders(), r._body());
+    });
+    const finish = (err) => {
+      if (done) return;
+      done = true;
+      if (err) return native.replyMiddlewares(id, 2, 0, [], undefined);
+      // Some middlewares (express-session) set headers on writeHead().
+      if (upgrade) res.writeHead();
+      native.replyMiddlewares(id, 0, 0, res._flatHeaders(), undefined);
+    };
+    this._applyMiddlewares(req, res, finish);
+  }
+
+  /** Runs the middlewares in order, as engine.io does. */
+  _applyMiddlewares(req, res, callback) {
+    const list = this.middlewares;
+    if (list.length === 0) return callback();
+    const apply = (i) => {
+      list[i](req, res, (err) => {
+        if (err) return callback(err);
+        if (i + 1 < list.length) apply(i + 1);
+        else callback();
+      });
+    };
+    apply(0);
+  }
+
   _onConnection(handle, sid, protocol, transport, req) {
     const socket = new Socket(this, handle, sid, protocol, transport, req);
     this._sockets.set(handle, socket);
@@ -273,6 +410,11 @@ function rethrow(err) {
   process.nextTick(() => {
     throw err;
   });
+}
+
+/** engine.io's default ids are made natively; this marks "not overridden". */
+function defaultGenerateId() {
+  return undefined;
 }
 
 function notImplemented(what) {

@@ -23,6 +23,10 @@ class Transport extends EventEmitter {
     this.protocol = socket.protocol;
     this.writable = true;
     this._readyState = "open";
+    // `headers` listeners make the engine ask JS for response headers.
+    const server = socket.server;
+    this.on("newListener", (event) => event === "headers" && server._listenerAdded(event));
+    this.on("removeListener", (event) => event === "headers" && server._listenerRemoved(event));
   }
 
   get readyState() {

@@ -5,7 +5,8 @@
 use crate::events;
 use crate::options::BindingOptions;
 use crate::runtime::runtime;
-use eio_core::engine::{Config, Engine, Event, EventQueue};
+use eio_core::engine::{Config, Engine, Event, EventQueue, HookReply, MiddlewareOutcome};
+use eio_core::transport::HttpResponse;
 use eio_core::protocol::{PacketData, Str};
 use eio_core::server::native::{NativeServer, RouteOptions};
 use napi::bindgen_prelude::{Array, BufferSlice, Either, Function};
@@ -168,6 +169,59 @@ impl BindingEngine {
         self.engine().close();
     }
 
+    /// Which hooks JS has set (bit mask, `HookSet` in the core).
+    #[napi]
+    pub fn set_hooks(&self, mask: u32) {
+        self.engine().hooks().set(mask);
+    }
+
+    /// Answers a middlewares hook: `outcome` 0 = all called next (with the
+    /// headers they set), 1 = one answered (status, headers, body), 2 = one failed.
+    #[napi(catch_unwind)]
+    pub fn reply_middlewares(
+        &self,
+        id: f64,
+        outcome: u32,
+        status: u32,
+        headers: Vec<String>,
+        body: Option<BufferSlice>,
+    ) -> bool {
+        let headers = pairs(headers);
+        let outcome = match outcome {
+            0 => MiddlewareOutcome::Continue(headers),
+            1 => MiddlewareOutcome::Responded(HttpResponse {
+                status: status as u16,
+                headers,
+                body: body.map(|b| bytes::Bytes::copy_from_slice(&b)).unwrap_or_default(),
+            }),
+            _ => MiddlewareOutcome::Failed,
+        };
+        self.engine()
+            .reply_hook(id as u64, HookReply::Middlewares(outcome))
+    }
+
+    /// Answers `allowRequest`: refused with an optional message unless `ok`.
+    #[napi(catch_unwind)]
+    pub fn reply_allow_request(&self, id: f64, ok: bool, message: Option<String>) -> bool {
+        let reply = if ok { Ok(()) } else { Err(message) };
+        self.engine()
+            .reply_hook(id as u64, HookReply::AllowRequest(reply))
+    }
+
+    /// Answers `generateId`: the id, or none when it failed.
+    #[napi(catch_unwind)]
+    pub fn reply_generate_id(&self, id: f64, sid: Option<String>) -> bool {
+        self.engine()
+            .reply_hook(id as u64, HookReply::GenerateId(sid.ok_or(())))
+    }
+
+    /// Answers the `headers` hook with the final headers (`[name, value, ...]`).
+    #[napi(catch_unwind)]
+    pub fn reply_headers(&self, id: f64, headers: Vec<String>) -> bool {
+        self.engine()
+            .reply_hook(id as u64, HookReply::Headers(pairs(headers)))
+    }
+
     /// Which optional per-packet events JS listens to (bit mask).
     #[napi]
     pub fn set_listening(&self, mask: u32) {
@@ -240,6 +294,16 @@ impl BindingEngine {
         });
         true
     }
+}
+
+/// `[name, value, name, value, ...]` as pairs.
+fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut it = flat.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
 }
 
 /// An I/O error as Node reports it: the message and a `code` like `EADDRINUSE`.

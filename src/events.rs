@@ -2,7 +2,7 @@
 //! crosses the boundary in one call. Layout per event: a kind number, then
 //! fields that depend on the kind (read by `dispatch` in index.js).
 
-use eio_core::engine::{Event, RequestInfo};
+use eio_core::engine::{Event, HookCall, RequestInfo};
 use eio_core::protocol::{Packet, PacketData};
 use napi::bindgen_prelude::{Array, BufferSlice, Null};
 use napi::{Env, Result};
@@ -21,6 +21,16 @@ pub mod kind {
     pub const HEARTBEAT: u32 = 9;
     pub const LISTENER_CLOSED: u32 = 10;
     pub const UPGRADE_ABORTED: u32 = 11;
+    pub const HOOK: u32 = 12;
+    pub const REQUEST_DONE: u32 = 13;
+}
+
+/// Hook kinds of a `HOOK` event, mirrored in index.js.
+pub mod hook {
+    pub const MIDDLEWARES: u32 = 0;
+    pub const ALLOW_REQUEST: u32 = 1;
+    pub const GENERATE_ID: u32 = 2;
+    pub const HEADERS: u32 = 3;
 }
 
 struct Writer<'e> {
@@ -57,22 +67,28 @@ impl<'e> Writer<'e> {
         }
     }
 
-    /// `[method, url, httpVersion, remoteAddress, remotePort, [name, value, ...]]`
+    /// `[method, url, httpVersion, remoteAddress, remotePort, [name, value, ...], id]`
     fn request(&mut self, r: &RequestInfo) -> Result<()> {
-        let mut a = self.env.create_array(6)?;
+        let mut a = self.env.create_array(7)?;
         a.set(0, r.method.as_str())?;
         a.set(1, r.url.as_str())?;
         a.set(2, r.http_version)?;
         a.set(3, r.remote_address())?;
         a.set(4, r.remote.map(|a| a.port() as u32).unwrap_or(0))?;
-        let mut h = self.env.create_array((r.headers.len() * 2) as u32)?;
-        for (i, (k, v)) in r.headers.iter().enumerate() {
-            h.set((i * 2) as u32, k.as_str())?;
-            h.set((i * 2 + 1) as u32, v.as_str())?;
-        }
-        a.set(5, h)?;
+        a.set(5, flat(self.env, &r.headers)?)?;
+        a.set(6, r.id as f64)?;
         self.push(a)
     }
+}
+
+/// Headers as `[name, value, name, value, ...]`.
+fn flat<'e>(env: &'e Env, headers: &[(String, String)]) -> Result<Array<'e>> {
+    let mut h = env.create_array((headers.len() * 2) as u32)?;
+    for (i, (k, v)) in headers.iter().enumerate() {
+        h.set((i * 2) as u32, k.as_str())?;
+        h.set((i * 2 + 1) as u32, v.as_str())?;
+    }
+    Ok(h)
 }
 
 /// Encodes `events` into a flat array.
@@ -149,6 +165,45 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
             Event::Heartbeat { handle } => {
                 w.push(kind::HEARTBEAT)?;
                 w.push(handle as f64)?;
+            }
+            Event::Hook { id, call } => {
+                w.push(kind::HOOK)?;
+                w.push(id as f64)?;
+                match call {
+                    HookCall::Middlewares { request, upgrade } => {
+                        w.push(hook::MIDDLEWARES)?;
+                        w.request(&request)?;
+                        w.push(upgrade)?;
+                    }
+                    HookCall::AllowRequest { request } => {
+                        w.push(hook::ALLOW_REQUEST)?;
+                        w.request(&request)?;
+                        w.push(Null)?;
+                    }
+                    HookCall::GenerateId { request } => {
+                        w.push(hook::GENERATE_ID)?;
+                        w.request(&request)?;
+                        w.push(Null)?;
+                    }
+                    HookCall::Headers {
+                        request,
+                        sid,
+                        initial,
+                        headers,
+                    } => {
+                        w.push(hook::HEADERS)?;
+                        w.request(&request)?;
+                        let mut extra = env.create_array(3)?;
+                        extra.set(0, &*sid)?;
+                        extra.set(1, initial)?;
+                        extra.set(2, flat(env, &headers)?)?;
+                        w.push(extra)?;
+                    }
+                }
+            }
+            Event::RequestDone { request } => {
+                w.push(kind::REQUEST_DONE)?;
+                w.push(request as f64)?;
             }
             Event::ListenerClosed { id } => {
                 w.push(kind::LISTENER_CLOSED)?;

@@ -99,6 +99,19 @@ pub enum Event {
         /// The session.
         handle: Handle,
     },
+    /// The engine waits for the application (see [`HookCall`](super::HookCall)).
+    Hook {
+        /// The call's id, for [`Engine::reply_hook`](super::Engine::reply_hook).
+        id: u64,
+        /// What is asked.
+        call: super::HookCall,
+    },
+    /// A request that went through hooks is answered; the application may
+    /// forget what it kept for it.
+    RequestDone {
+        /// The request's id ([`RequestInfo::id`]).
+        request: u64,
+    },
     /// A front end finished closing (its last connection ended).
     ListenerClosed {
         /// The front end's number, as its owner chose it.

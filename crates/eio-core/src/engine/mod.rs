@@ -4,10 +4,12 @@
 
 mod error;
 mod events;
+mod hooks;
 mod request;
 mod session;
 
 pub use self::error::{CloseReason, ErrorCode, RequestError};
+pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
 pub use self::events::{Event, EventQueue, Handle, Listen};
 pub use self::request::{has_invalid_header_char, latin1, parse_query, RequestInfo};
 pub(crate) use self::session::{PollStart, WsBatch, WsLink};
@@ -116,8 +118,8 @@ impl Config {
 /// What [`Engine::verify`] found a request to be.
 #[derive(Debug)]
 pub enum Verified {
-    /// A new session on this transport and protocol.
-    Handshake(TransportKind, Protocol),
+    /// A new session on this transport.
+    Handshake(TransportKind),
     /// A request for a live session.
     Existing(Arc<Session>, TransportKind),
 }
@@ -135,6 +137,8 @@ pub(crate) struct EngineInner {
     registry: RwLock<Registry>,
     next_id: AtomicU64,
     closed: AtomicBool,
+    hooks: HookSet,
+    pending: hooks::PendingHooks,
 }
 
 /// An Engine.IO server, independent of how requests reach it. Cheap to clone.
@@ -162,6 +166,8 @@ impl Engine {
                 registry: RwLock::new(Registry::default()),
                 next_id: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
+                hooks: HookSet::default(),
+                pending: hooks::PendingHooks::default(),
             }),
         }
     }
@@ -275,6 +281,86 @@ impl Engine {
                 json!({ "name": "TRANSPORT_HANDSHAKE_ERROR" }),
             ));
         }
+        Ok(Verified::Handshake(transport))
+    }
+
+    /// The hooks the application has set.
+    pub fn hooks(&self) -> &HookSet {
+        &self.inner.hooks
+    }
+
+    /// Asks the application and waits for its answer (`None` if it can no
+    /// longer answer).
+    pub async fn call_hook(&self, call: HookCall) -> Option<HookReply> {
+        let id = self.next_id();
+        let rx = self.inner.pending.register(id);
+        self.inner.events.push(Event::Hook { id, call });
+        rx.await.ok()
+    }
+
+    /// The application's answer to hook call `id`. False if nothing waits for it.
+    pub fn reply_hook(&self, id: u64, reply: HookReply) -> bool {
+        self.inner.pending.reply(id, reply)
+    }
+
+    /// engine.io's path to a transport: the middlewares (unless the front end
+    /// already ran them), `verify()`, and `allowRequest` for handshakes.
+    pub async fn admit(
+        &self,
+        req: &Arc<RequestInfo>,
+        upgrade: bool,
+        run_middlewares: bool,
+    ) -> Admission {
+        let mut headers = Vec::new();
+        if run_middlewares && self.hooks().has(HookSet::MIDDLEWARES) {
+            let call = HookCall::Middlewares {
+                request: req.clone(),
+                upgrade,
+            };
+            match self.call_hook(call).await {
+                Some(HookReply::Middlewares(MiddlewareOutcome::Continue(h))) => headers = h,
+                Some(HookReply::Middlewares(MiddlewareOutcome::Responded(res))) => {
+                    return Admission::Respond(res)
+                }
+                _ => {
+                    return Admission::Refused(RequestError::new(
+                        ErrorCode::BadRequest,
+                        json!({ "name": "MIDDLEWARE_FAILURE" }),
+                    ))
+                }
+            }
+        }
+        let verified = match self.verify(req, upgrade) {
+            Ok(v) => v,
+            Err(e) => return Admission::Refused(e),
+        };
+        if matches!(verified, Verified::Handshake(_)) && self.hooks().has(HookSet::ALLOW_REQUEST) {
+            let call = HookCall::AllowRequest {
+                request: req.clone(),
+            };
+            match self.call_hook(call).await {
+                Some(HookReply::AllowRequest(Ok(()))) => {}
+                Some(HookReply::AllowRequest(Err(message))) => {
+                    let mut e = RequestError::new(ErrorCode::Forbidden, json!({ "message": message }));
+                    if let Some(m) = message {
+                        e.message = m;
+                    }
+                    return Admission::Refused(e);
+                }
+                _ => {
+                    return Admission::Refused(RequestError::new(
+                        ErrorCode::Forbidden,
+                        json!({ "message": null }),
+                    ))
+                }
+            }
+        }
+        Admission::Proceed { verified, headers }
+    }
+
+    /// engine.io's `handshake()` checks: the protocol revision, then the id
+    /// (`generateId`, when the application overrides it).
+    pub async fn handshake_id(&self, req: &Arc<RequestInfo>) -> Result<(Protocol, String), RequestError> {
         let protocol = if req.query("EIO") == Some("4") {
             Protocol::V4
         } else {
@@ -286,7 +372,51 @@ impl Engine {
                 json!({ "protocol": 3 }),
             ));
         }
-        Ok(Verified::Handshake(transport, protocol))
+        if !self.hooks().has(HookSet::GENERATE_ID) {
+            return Ok((protocol, generate_sid()));
+        }
+        let call = HookCall::GenerateId {
+            request: req.clone(),
+        };
+        match self.call_hook(call).await {
+            Some(HookReply::GenerateId(Ok(id))) => Ok((protocol, id)),
+            _ => Err(RequestError::new(
+                ErrorCode::BadRequest,
+                json!({ "name": "ID_GENERATION_ERROR" }),
+            )),
+        }
+    }
+
+    /// Tells the application that a request which went through hooks is
+    /// answered, so it can forget its request object.
+    pub fn request_done(&self, req: &RequestInfo) {
+        if self.hooks().any() {
+            self.inner.events.push(Event::RequestDone { request: req.id });
+        }
+    }
+
+    /// Lets the application change response headers (`initial_headers` and
+    /// `headers`), when it listens.
+    pub async fn response_headers(
+        &self,
+        req: &Arc<RequestInfo>,
+        sid: &Arc<str>,
+        initial: bool,
+        headers: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        if !self.hooks().has(HookSet::HEADERS) {
+            return headers;
+        }
+        let call = HookCall::Headers {
+            request: req.clone(),
+            sid: sid.clone(),
+            initial,
+            headers,
+        };
+        match self.call_hook(call).await {
+            Some(HookReply::Headers(h)) => h,
+            _ => Vec::new(),
+        }
     }
 
     /// Reports a refused request to the application.
@@ -304,10 +434,11 @@ impl Engine {
         req: Arc<RequestInfo>,
         transport: TransportKind,
         protocol: Protocol,
+        sid: String,
         ws: Option<Arc<session::WsLink>>,
     ) -> Arc<Session> {
         let handle = self.next_id();
-        let sid: Arc<str> = Arc::from(generate_sid());
+        let sid: Arc<str> = Arc::from(sid);
         let session = Session::new(
             self,
             handle,
@@ -341,6 +472,22 @@ impl Engine {
         });
         session
     }
+}
+
+/// How [`Engine::admit`] decided.
+#[derive(Debug)]
+pub enum Admission {
+    /// Go on to the transport; `headers` were set by the middlewares.
+    Proceed {
+        /// What the request is.
+        verified: Verified,
+        /// Headers the middlewares set on the response.
+        headers: Vec<(String, String)>,
+    },
+    /// A middleware answered the request.
+    Respond(crate::transport::HttpResponse),
+    /// Refused, with engine.io's error.
+    Refused(RequestError),
 }
 
 /// A session id as engine.io's `base64id` makes them: 15 bytes from a CSPRNG

@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 /// and the parsed query (`req._query`).
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
+    /// The front end's number for this request, so the application can keep
+    /// its own request object across hook calls and `socket.request`.
+    pub id: u64,
     /// `GET`, `POST`, ...
     pub method: String,
     /// The request target as received (path and query).
@@ -34,6 +37,7 @@ impl RequestInfo {
         let url = url.into();
         let query = parse_query(&url);
         RequestInfo {
+            id: 0,
             method: method.into(),
             url,
             http_version,

@@ -317,11 +317,13 @@ async fn route(
             "Not Implemented",
         )));
     }
-    let info = Arc::new(request_info(&req, Some(remote)));
+    let mut info = request_info(&req, Some(remote));
+    info.id = engine.next_id();
+    let info = Arc::new(info);
     if upgrade {
-        return Ok(upgrade_websocket(engine, info, req));
+        return upgrade_websocket(engine, info, req).await;
     }
-    let res = polling::handle(&engine, info, req.into_body()).await;
+    let res = polling::handle(&engine, info, req.into_body(), true).await;
     Ok(to_hyper(res))
 }
 
@@ -335,53 +337,58 @@ fn abort_upgrade(message: &str) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-fn upgrade_websocket(
+async fn upgrade_websocket(
     engine: Engine,
     info: Arc<RequestInfo>,
     mut req: Request<Incoming>,
-) -> Response<Body> {
-    let ticket = match websocket::verify(&engine, &info) {
+) -> Result<Response<Body>, io::Error> {
+    let (ticket, extra) = match websocket::prepare(&engine, &info, true).await {
         Ok(t) => t,
-        Err(error) => {
+        Err(websocket::Refusal::Destroy) => {
+            engine.request_done(&info);
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "ended by a middleware"));
+        }
+        Err(websocket::Refusal::Error(error)) => {
+            engine.request_done(&info);
             let res = abort_upgrade(&error.message);
             engine.report_error(info, error);
-            return res;
+            return Ok(res);
         }
     };
     let headers = req.headers();
-    let key = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| k.as_bytes().to_vec());
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes().to_vec());
     let valid = req.method() == http::Method::GET
         && headers
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        && headers
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .is_some_and(|v| v == "13");
+        && headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
     let Some(key) = key.filter(|k| valid && !k.is_empty()) else {
-        return abort_upgrade("Bad Request");
+        engine.request_done(&info);
+        return Ok(abort_upgrade("Bad Request"));
     };
     let accept = derive_accept_key(&key);
     let config = websocket::config(&engine);
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
+            engine.request_done(&info);
             return;
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         websocket::serve(engine, ticket, info, ws).await;
     });
-    Response::builder()
+    let mut builder = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+    for (k, v) in &extra {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    Ok(builder
         .body(Full::new(Bytes::new()))
-        .expect("static response parts are valid")
+        .unwrap_or_else(|_| abort_upgrade("Bad Request")))
 }
 
 /// Converts an engine response for hyper.

@@ -47,4 +47,17 @@ impl HttpResponse {
         self.headers.push((name.into(), value.into()));
         self
     }
+
+    /// Puts `base` (headers a middleware set) under this response's own
+    /// headers: a name this response sets replaces the base's, as Node's
+    /// `writeHead` overrides `setHeader`.
+    pub fn under(mut self, mut base: Vec<(String, String)>) -> Self {
+        if base.is_empty() {
+            return self;
+        }
+        base.retain(|(k, _)| !self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(k)));
+        base.append(&mut self.headers);
+        self.headers = base;
+        self
+    }
 }

@@ -2,7 +2,7 @@
 //! the client, and the POST that carries packets from it.
 
 use super::HttpResponse;
-use crate::engine::{Engine, RequestInfo, Session, TransportKind, Verified};
+use crate::engine::{Admission, Engine, RequestInfo, Session, TransportKind, Verified};
 use crate::engine::{PollStart, ReadyState};
 use crate::protocol::{decode_payload, encode_payload, v3, Packet, Protocol, Str};
 use bytes::{Bytes, BytesMut};
@@ -40,27 +40,79 @@ where
 }
 
 /// Serves one polling request (handshake, GET or POST) for `engine`.
-pub async fn handle<B>(engine: &Engine, req: Arc<RequestInfo>, body: B) -> HttpResponse
+/// `run_middlewares` is false when the front end already ran them (the Node
+/// bridge runs them on the real request).
+pub async fn handle<B>(engine: &Engine, req: Arc<RequestInfo>, body: B, run_middlewares: bool) -> HttpResponse
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
-    match engine.verify(&req, false) {
-        Err(error) => {
+    let res = handle_inner(engine, &req, body, run_middlewares).await;
+    engine.request_done(&req);
+    res
+}
+
+async fn handle_inner<B>(engine: &Engine, req: &Arc<RequestInfo>, body: B, run_middlewares: bool) -> HttpResponse
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let (verified, mw_headers) = match engine.admit(req, false, run_middlewares).await {
+        Admission::Proceed { verified, headers } => (verified, headers),
+        Admission::Respond(res) => return res,
+        Admission::Refused(error) => {
             let res = HttpResponse::refused(&error);
-            engine.report_error(req, error);
-            res
+            engine.report_error(req.clone(), error);
+            return res;
         }
-        Ok(Verified::Handshake(_, protocol)) => {
-            let session = engine.open_session(req.clone(), TransportKind::Polling, protocol, None);
-            poll(engine, &session, &req).await
-        }
-        Ok(Verified::Existing(session, _)) => match req.method.as_str() {
-            "GET" => poll(engine, &session, &req).await,
-            "POST" => data(engine, &session, &req, body).await,
-            _ => HttpResponse::empty(500),
+    };
+    let res = match verified {
+        Verified::Handshake(_) => match engine.handshake_id(req).await {
+            Err(error) => {
+                let res = HttpResponse::refused(&error);
+                engine.report_error(req.clone(), error);
+                res
+            }
+            Ok((protocol, sid)) => {
+                let session = engine.open_session(req.clone(), TransportKind::Polling, protocol, sid, None);
+                let res = poll(engine, &session, req).await;
+                with_headers(engine, req, &session, true, res).await
+            }
         },
+        Verified::Existing(session, _) => {
+            let res = match req.method.as_str() {
+                "GET" => poll(engine, &session, req).await,
+                "POST" => data(engine, &session, req, body).await,
+                _ => HttpResponse::empty(500),
+            };
+            with_headers(engine, req, &session, false, res).await
+        }
+    };
+    res.under(mw_headers)
+}
+
+/// engine.io's transport headers on a successful answer: `cache-control`,
+/// the IE XSS workaround, then the application's `headers` listeners.
+async fn with_headers(
+    engine: &Engine,
+    req: &Arc<RequestInfo>,
+    session: &Session,
+    initial: bool,
+    mut res: HttpResponse,
+) -> HttpResponse {
+    if res.status != 200 {
+        return res;
     }
+    if let Some(ua) = req.header("user-agent") {
+        if ua.contains(";MSIE") || ua.contains("Trident/") {
+            res.headers.push(("X-XSS-Protection".into(), "0".into()));
+        }
+    }
+    res.headers.push(("cache-control".into(), "no-store".into()));
+    res.headers = engine
+        .response_headers(req, &session.sid, initial, std::mem::take(&mut res.headers))
+        .await;
+    res
 }
 
 /// Marks a held GET as abandoned if its future is dropped before it is
@@ -126,7 +178,7 @@ pub fn payload_response(
             (ct, body)
         }
     };
-    HttpResponse::new(200, content_type, body).header("cache-control", "no-store")
+    HttpResponse::new(200, content_type, body)
 }
 
 async fn data<B>(
@@ -165,7 +217,7 @@ where
         Err(e) => Str::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
     };
     feed(session, session.protocol, text);
-    HttpResponse::new(200, "text/html", "ok").header("cache-control", "no-store")
+    HttpResponse::new(200, "text/html", "ok")
 }
 
 /// Hands the packets of a polling payload to the session, in order.

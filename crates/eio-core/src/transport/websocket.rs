@@ -2,7 +2,7 @@
 //! what the session buffers, and runs the upgrade of a polling session.
 
 use crate::engine::WsLink;
-use crate::engine::{Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch};
+use crate::engine::{Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch};
 use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protocol, Str, WsFrame};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -17,8 +17,13 @@ use tokio_tungstenite::WebSocketStream;
 /// What an upgrade request turned out to be, decided before the 101.
 #[derive(Debug)]
 pub enum Ticket {
-    /// A new session that starts on WebSocket.
-    Handshake(Protocol),
+    /// A new session that starts on WebSocket, with its id.
+    Handshake {
+        /// The protocol revision.
+        protocol: Protocol,
+        /// The id the session will have.
+        sid: String,
+    },
     /// A polling session that wants to upgrade.
     Upgrade(Arc<Session>),
     /// Accepted, then closed at once (engine.io does this for upgrade
@@ -26,13 +31,45 @@ pub enum Ticket {
     Close,
 }
 
-/// Checks an upgrade request (engine.io's `verify` with `upgrade = true`).
-pub fn verify(engine: &Engine, req: &RequestInfo) -> Result<Ticket, RequestError> {
-    Ok(match engine.verify(req, true)? {
-        Verified::Handshake(TransportKind::WebSocket, protocol) => Ticket::Handshake(protocol),
+/// Why an upgrade request gets no 101.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A middleware ended the response: the connection is destroyed.
+    Destroy,
+    /// engine.io's error: a 400 with the message, and `connection_error`.
+    Error(RequestError),
+}
+
+/// Runs engine.io's checks on an upgrade request (middlewares unless the
+/// front end ran them, `verify`, `allowRequest`, `generateId`) and returns
+/// the ticket and the extra headers of the 101 (middlewares' and the
+/// `headers` listeners').
+pub async fn prepare(
+    engine: &Engine,
+    req: &Arc<RequestInfo>,
+    run_middlewares: bool,
+) -> Result<(Ticket, Vec<(String, String)>), Refusal> {
+    let (verified, headers) = match engine.admit(req, true, run_middlewares).await {
+        Admission::Proceed { verified, headers } => (verified, headers),
+        Admission::Respond(_) => return Err(Refusal::Destroy),
+        Admission::Refused(e) => return Err(Refusal::Error(e)),
+    };
+    let ticket = match verified {
+        Verified::Handshake(TransportKind::WebSocket) => {
+            let (protocol, sid) = engine.handshake_id(req).await.map_err(Refusal::Error)?;
+            Ticket::Handshake { protocol, sid }
+        }
         Verified::Existing(session, TransportKind::WebSocket) => Ticket::Upgrade(session),
         _ => Ticket::Close,
-    })
+    };
+    let sid: Arc<str> = match &ticket {
+        Ticket::Handshake { sid, .. } => Arc::from(sid.as_str()),
+        Ticket::Upgrade(s) => s.sid.clone(),
+        Ticket::Close => Arc::from(""),
+    };
+    let initial = req.query("sid").is_none();
+    let headers = engine.response_headers(req, &sid, initial, headers).await;
+    Ok((ticket, headers))
 }
 
 /// The WebSocket settings for `engine`: messages up to `maxHttpBufferSize`,
@@ -57,14 +94,20 @@ pub async fn serve<S>(
 {
     let link = WsLink::new(engine.next_id());
     let req_supports_binary = req.query("b64").is_none();
+    if !matches!(ticket, Ticket::Handshake { .. }) {
+        engine.request_done(&req);
+    }
     let (session, candidate) = match ticket {
         Ticket::Close => {
             let _ = ws.close(None).await;
             return;
         }
-        Ticket::Handshake(protocol) => {
-            let s =
-                engine.open_session(req, TransportKind::WebSocket, protocol, Some(link.clone()));
+        Ticket::Handshake { protocol, sid } => {
+            let kind = TransportKind::WebSocket;
+            let s = engine.open_session(req.clone(), kind, protocol, sid, Some(link.clone()));
+            // After `connection`, so the application hands the same request
+            // object from its hooks to `socket.request`.
+            engine.request_done(&req);
             (s, false)
         }
         Ticket::Upgrade(session) => {

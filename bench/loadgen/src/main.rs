@@ -1,0 +1,854 @@
+//! Engine.IO v4 load generator for `bench/run.js`.
+//!
+//! It speaks the protocol itself (no engine.io-client): WebSocket sessions
+//! (`/engine.io/?EIO=4&transport=websocket`, open packet `0{...}`, pings `2`
+//! answered with pongs `3`, messages `4<text>` or binary frames) and HTTP
+//! long-polling sessions over raw HTTP/1.1 keep-alive connections. It only
+//! connects to 127.0.0.1.
+//!
+//! Every scenario runs for a bounded time. One message is in flight per
+//! connection and every echo is checked byte for byte.
+//!
+//! Control protocol with the driver: JSON lines on stdout. A line
+//! `{"ev":"mark",...}` waits for one line (`ok`) on stdin, so the driver can
+//! sample the server process (CPU time, RSS) or run its GC at that point.
+//! The last line is `{"ev":"result",...}`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines, Stdin};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::{client_async, WebSocketStream};
+
+type Ws = WebSocketStream<TcpStream>;
+
+const USAGE: &str = "usage: eio-loadgen <ws-echo|poll-echo|conn-rate|idle|broadcast> --port P \
+[--path /engine.io/] [--conns N] [--size BYTES] [--binary] [--warmup-ms MS] [--duration-ms MS] \
+[--concurrency N] [--steps N,N,...] [--count K] [--threads T] [--timeout-ms MS]";
+
+#[derive(Clone, Debug)]
+struct Args {
+    mode: String,
+    port: u16,
+    path: String,
+    conns: usize,
+    size: usize,
+    binary: bool,
+    warmup_ms: u64,
+    duration_ms: u64,
+    concurrency: usize,
+    steps: Vec<usize>,
+    count: u64,
+    threads: usize,
+    timeout_ms: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mode = it.next().ok_or_else(|| USAGE.to_string())?;
+    let mut a = Args {
+        mode,
+        port: 0,
+        path: "/engine.io/".into(),
+        conns: 100,
+        size: 64,
+        binary: false,
+        warmup_ms: 2000,
+        duration_ms: 5000,
+        concurrency: 100,
+        steps: Vec::new(),
+        count: 100,
+        threads: 0,
+        timeout_ms: 10_000,
+    };
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let num = |s: String| s.parse::<u64>().map_err(|e| format!("bad number {s:?}: {e}"));
+        match flag.as_str() {
+            "--port" => a.port = num(val()?)? as u16,
+            "--path" => a.path = val()?,
+            "--conns" => a.conns = num(val()?)? as usize,
+            "--size" => a.size = num(val()?)? as usize,
+            "--binary" => a.binary = true,
+            "--warmup-ms" => a.warmup_ms = num(val()?)?,
+            "--duration-ms" => a.duration_ms = num(val()?)?,
+            "--concurrency" => a.concurrency = num(val()?)?.max(1) as usize,
+            "--steps" => {
+                a.steps = val()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| num(s.to_string()).map(|n| n as usize))
+                    .collect::<Result<_, _>>()?
+            }
+            "--count" => a.count = num(val()?)?,
+            "--threads" => a.threads = num(val()?)? as usize,
+            "--timeout-ms" => a.timeout_ms = num(val()?)?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown flag {other}\n{USAGE}")),
+        }
+    }
+    if a.port == 0 {
+        return Err(format!("--port is required\n{USAGE}"));
+    }
+    if !a.path.ends_with('/') {
+        a.path.push('/');
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    raise_nofile();
+    let threads = if args.threads > 0 {
+        args.threads
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    };
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
+    let code = rt.block_on(async move {
+        match run(args).await {
+            Ok(()) => 0,
+            Err(e) => {
+                emit(&format!("{{\"ev\":\"fatal\",\"error\":{}}}", json_str(&e)));
+                1
+            }
+        }
+    });
+    // Sessions still open are closed by the kernel; do not wait for tasks.
+    std::process::exit(code);
+}
+
+/// Raises the soft fd limit to the hard one (idle scenarios hold 8000+ sockets).
+fn raise_nofile() {
+    unsafe {
+        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the same clock as Node's `process.hrtime.bigint()`.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn emit(line: &str) {
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// The stdin side of the control protocol.
+struct Ctl {
+    lines: Lines<BufReader<Stdin>>,
+}
+
+impl Ctl {
+    fn new() -> Self {
+        Ctl { lines: BufReader::new(tokio::io::stdin()).lines() }
+    }
+
+    /// Emits a mark and waits for the driver's `ok`.
+    async fn mark(&mut self, name: &str, extra: &str) -> Result<(), String> {
+        let sep = if extra.is_empty() { "" } else { "," };
+        emit(&format!("{{\"ev\":\"mark\",\"name\":{}{sep}{extra}}}", json_str(name)));
+        match self.lines.next_line().await {
+            Ok(Some(l)) if l.trim() == "ok" => Ok(()),
+            Ok(Some(l)) => Err(format!("driver answered {l:?} to mark {name}")),
+            Ok(None) => Err("driver closed stdin".into()),
+            Err(e) => Err(format!("stdin: {e}")),
+        }
+    }
+}
+
+/// Counters shared by the connection tasks.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    count: AtomicU64,
+    pings: AtomicU64,
+    errors: AtomicU64,
+    closed: AtomicU64,
+    opened: AtomicU64,
+}
+
+impl Shared {
+    fn error(&self, what: String) {
+        let n = self.errors.fetch_add(1, Ordering::Relaxed);
+        if n < 10 {
+            eprintln!("eio-loadgen: {what}");
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    match args.mode.as_str() {
+        "ws-echo" => ws_echo(args).await,
+        "poll-echo" => poll_echo(args).await,
+        "conn-rate" => conn_rate(args).await,
+        "idle" => idle(args).await,
+        "broadcast" => broadcast(args).await,
+        m => Err(format!("unknown mode {m}\n{USAGE}")),
+    }
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+async fn ws_open(port: u16, path: &str) -> Result<Ws, String> {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    let url = format!("ws://127.0.0.1:{port}{path}?EIO=4&transport=websocket");
+    let (mut ws, _) = client_async(url, stream)
+        .await
+        .map_err(|e| format!("websocket handshake: {e}"))?;
+    match ws.next().await {
+        Some(Ok(Message::Text(t))) if t.as_str().starts_with("0{") && t.as_str().contains("\"sid\"") => Ok(ws),
+        Some(Ok(m)) => Err(format!("expected the open packet, got {}", describe(&m))),
+        Some(Err(e)) => Err(format!("reading the open packet: {e}")),
+        None => Err("closed before the open packet".into()),
+    }
+}
+
+fn describe(m: &Message) -> String {
+    match m {
+        Message::Text(t) => {
+            let s = t.as_str();
+            if s.len() > 40 {
+                format!("text {:?}... ({} B)", &s[..s.char_indices().nth(40).map_or(s.len(), |c| c.0)], s.len())
+            } else {
+                format!("text {s:?}")
+            }
+        }
+        Message::Binary(b) => format!("binary ({} B)", b.len()),
+        Message::Close(c) => format!("close {c:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Opens `n` sessions with at most `concurrency` handshakes in flight.
+async fn open_many(args: &Args, n: usize, shared: &Arc<Shared>) -> Result<Vec<Ws>, String> {
+    let sem = Arc::new(Semaphore::new(args.concurrency));
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        let sem = sem.clone();
+        let port = args.port;
+        let path = args.path.clone();
+        let timeout = Duration::from_millis(args.timeout_ms);
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.unwrap();
+            match tokio::time::timeout(timeout, ws_open(port, &path)).await {
+                Ok(r) => r,
+                Err(_) => Err("websocket open timed out".into()),
+            }
+        });
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut first_err = None;
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok(ws)) => {
+                shared.opened.fetch_add(1, Ordering::Relaxed);
+                out.push(ws)
+            }
+            Ok(Err(e)) => {
+                shared.error(e.clone());
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(format!("task: {e}"));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(format!("{} of {n} sessions failed to open; first: {e}", n - out.len())),
+        None => Ok(out),
+    }
+}
+
+/// The payload of message `seq` of connection `id`: a 24-char ASCII header
+/// that makes every message distinct, then a fixed filler.
+fn fill_payload(buf: &mut [u8], id: usize, seq: u64, binary: bool) {
+    let head = format!("{id:08x}:{seq:014x}:");
+    let n = head.len().min(buf.len());
+    buf[..n].copy_from_slice(&head.as_bytes()[..n]);
+    if binary {
+        // Not valid UTF-8 on purpose: binary frames must stay binary.
+        for (i, b) in buf.iter_mut().enumerate().skip(n) {
+            *b = (i.wrapping_mul(31) % 251) as u8 | 0x80;
+        }
+    } else {
+        for (i, b) in buf.iter_mut().enumerate().skip(n) {
+            *b = b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36];
+        }
+    }
+}
+
+async fn ws_echo_worker(id: usize, mut ws: Ws, args: Args, shared: Arc<Shared>) {
+    let mut payload = vec![0u8; args.size];
+    let mut seq = 0u64;
+    let res: Result<(), String> = async {
+        while !shared.stop.load(Ordering::Relaxed) {
+            fill_payload(&mut payload, id, seq, args.binary);
+            let msg = if args.binary {
+                Message::Binary(Bytes::copy_from_slice(&payload))
+            } else {
+                let mut s = String::with_capacity(args.size + 1);
+                s.push('4');
+                s.push_str(std::str::from_utf8(&payload).unwrap());
+                Message::Text(Utf8Bytes::from(s))
+            };
+            ws.send(msg).await.map_err(|e| format!("send: {e}"))?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        let s = t.as_str();
+                        if s == "2" {
+                            shared.pings.fetch_add(1, Ordering::Relaxed);
+                            ws.send(Message::Text(Utf8Bytes::from_static("3")))
+                                .await
+                                .map_err(|e| format!("pong: {e}"))?;
+                            continue;
+                        }
+                        if !args.binary && s.len() == args.size + 1 && s.as_bytes()[0] == b'4' && &s.as_bytes()[1..] == &payload[..] {
+                            break;
+                        }
+                        return Err(format!("conn {id} seq {seq}: echo mismatch: got {}", describe(&Message::Text(t))));
+                    }
+                    Some(Ok(Message::Binary(b))) => {
+                        if args.binary && b[..] == payload[..] {
+                            break;
+                        }
+                        return Err(format!("conn {id} seq {seq}: binary echo mismatch ({} B, expected {} B)", b.len(), payload.len()));
+                    }
+                    Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => continue,
+                    Some(Ok(m)) => return Err(format!("conn {id} seq {seq}: unexpected {}", describe(&m))),
+                    Some(Err(e)) => return Err(format!("conn {id} seq {seq}: read: {e}")),
+                    None => return Err(format!("conn {id} seq {seq}: closed by the server")),
+                }
+            }
+            shared.count.fetch_add(1, Ordering::Relaxed);
+            seq += 1;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = res {
+        shared.error(e);
+    }
+    shared.closed.fetch_add(1, Ordering::Relaxed);
+    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+}
+
+/// Warm-up, then the measured window between the `start` and `end` marks.
+/// Returns (count in window, window seconds).
+async fn measured_window(ctl: &mut Ctl, args: &Args, shared: &Shared) -> Result<(u64, f64, u64), String> {
+    tokio::time::sleep(Duration::from_millis(args.warmup_ms)).await;
+    ctl.mark("start", "").await?;
+    let c0 = shared.count.load(Ordering::Relaxed);
+    let p0 = shared.pings.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_millis(args.duration_ms)).await;
+    let c1 = shared.count.load(Ordering::Relaxed);
+    let p1 = shared.pings.load(Ordering::Relaxed);
+    let secs = t0.elapsed().as_secs_f64();
+    ctl.mark("end", "").await?;
+    Ok((c1 - c0, secs, p1 - p0))
+}
+
+async fn stop_workers(shared: &Shared, set: &mut JoinSet<()>) {
+    shared.stop.store(true, Ordering::Relaxed);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while set.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn ws_echo(args: Args) -> Result<(), String> {
+    let shared = Arc::new(Shared::default());
+    let mut ctl = Ctl::new();
+    let conns = open_many(&args, args.conns, &shared).await?;
+    let mut set = JoinSet::new();
+    for (id, ws) in conns.into_iter().enumerate() {
+        set.spawn(ws_echo_worker(id, ws, args.clone(), shared.clone()));
+    }
+    let (count, secs, pings) = measured_window(&mut ctl, &args, &shared).await?;
+    stop_workers(&shared, &mut set).await;
+    emit(&format!(
+        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}}}",
+        shared.count.load(Ordering::Relaxed),
+        shared.errors.load(Ordering::Relaxed),
+        args.conns
+    ));
+    Ok(())
+}
+
+// ------------------------------------------------------------ connection rate
+
+async fn conn_rate_worker(args: Args, shared: Arc<Shared>) {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    while !shared.stop.load(Ordering::Relaxed) {
+        let r = tokio::time::timeout(timeout, async {
+            let mut ws = ws_open(args.port, &args.path).await?;
+            ws.close(None).await.map_err(|e| format!("close: {e}"))?;
+            // Wait for the server's close frame / EOF.
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(_))) => continue,
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => break,
+                }
+            }
+            Ok::<(), String>(())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {
+                shared.count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => {
+                shared.error(e);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => shared.error("open/close cycle timed out".into()),
+        }
+    }
+}
+
+async fn conn_rate(args: Args) -> Result<(), String> {
+    let shared = Arc::new(Shared::default());
+    let mut ctl = Ctl::new();
+    let mut set = JoinSet::new();
+    for _ in 0..args.conns {
+        set.spawn(conn_rate_worker(args.clone(), shared.clone()));
+    }
+    let (count, secs, _) = measured_window(&mut ctl, &args, &shared).await?;
+    stop_workers(&shared, &mut set).await;
+    emit(&format!(
+        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"total\":{},\"errors\":{},\"conns\":{}}}",
+        shared.count.load(Ordering::Relaxed),
+        shared.errors.load(Ordering::Relaxed),
+        args.conns
+    ));
+    Ok(())
+}
+
+// -------------------------------------------------------------- idle sessions
+
+/// An idle session: answers pings, reports broadcasts (`4B<seq>:<t0 ns>:xxx`).
+async fn idle_session(mut ws: Ws, shared: Arc<Shared>, bcast: Option<(usize, mpsc::UnboundedSender<(u64, u64)>)>) {
+    let res: Result<(), String> = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let s = t.as_str();
+                    if s == "2" {
+                        shared.pings.fetch_add(1, Ordering::Relaxed);
+                        ws.send(Message::Text(Utf8Bytes::from_static("3")))
+                            .await
+                            .map_err(|e| format!("pong: {e}"))?;
+                    } else if let (Some((size, tx)), Some(rest)) = (&bcast, s.strip_prefix("4B")) {
+                        let now = mono_ns();
+                        let (seq, t0) = parse_broadcast(rest, *size)
+                            .ok_or_else(|| format!("bad broadcast {}", describe(&Message::Text(t.clone()))))?;
+                        let _ = tx.send((seq, now.saturating_sub(t0)));
+                    } else {
+                        return Err(format!("idle session got {}", describe(&Message::Text(t))));
+                    }
+                }
+                Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => {}
+                Some(Ok(m)) => return Err(format!("idle session got {}", describe(&m))),
+                Some(Err(e)) => return Err(format!("idle session read: {e}")),
+                None => return Err("idle session closed by the server".into()),
+            }
+        }
+    }
+    .await;
+    if let Err(e) = res {
+        if !shared.stop.load(Ordering::Relaxed) {
+            shared.error(e);
+        }
+    }
+    shared.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// `<seq>:<t0>:` followed by `x` up to `size` characters (the message, minus `4`).
+fn parse_broadcast(rest: &str, size: usize) -> Option<(u64, u64)> {
+    // The message is "B" + rest, `size` chars in all.
+    if rest.len() + 1 != size {
+        return None;
+    }
+    let mut parts = rest.splitn(3, ':');
+    let seq = parts.next()?.parse().ok()?;
+    let t0 = parts.next()?.parse().ok()?;
+    let pad = parts.next()?;
+    if !pad.bytes().all(|b| b == b'x') {
+        return None;
+    }
+    Some((seq, t0))
+}
+
+/// Opens sessions in steps (`--steps`), marking each step (the driver runs
+/// the server's GC and reads its RSS there), then optionally holds them for
+/// a measured window (heartbeat CPU).
+async fn idle(args: Args) -> Result<(), String> {
+    let shared = Arc::new(Shared::default());
+    let mut ctl = Ctl::new();
+    let steps = if args.steps.is_empty() { vec![args.conns] } else { args.steps.clone() };
+    let mut open = 0usize;
+    let mut set = JoinSet::new();
+    for &target in &steps {
+        if target > open {
+            let t = Instant::now();
+            let conns = open_many(&args, target - open, &shared).await?;
+            for ws in conns {
+                set.spawn(idle_session(ws, shared.clone(), None));
+            }
+            open = target;
+            let errors = shared.errors.load(Ordering::Relaxed);
+            if errors > 0 {
+                return Err(format!("{errors} errors while opening"));
+            }
+            ctl.mark("step", &format!("\"sessions\":{open},\"open_ms\":{}", t.elapsed().as_millis()))
+                .await?;
+        }
+    }
+    let (mut pings, mut secs) = (0, 0.0);
+    if args.duration_ms > 0 {
+        let (_, s, p) = measured_window(&mut ctl, &args, &shared).await?;
+        pings = p;
+        secs = s;
+    }
+    let lost = shared.closed.load(Ordering::Relaxed);
+    shared.stop.store(true, Ordering::Relaxed);
+    emit(&format!(
+        "{{\"ev\":\"result\",\"sessions\":{open},\"pings\":{pings},\"secs\":{secs:.6},\"closed\":{lost},\"errors\":{}}}",
+        shared.errors.load(Ordering::Relaxed)
+    ));
+    Ok(())
+}
+
+/// Opens `--conns` sessions, marks `ready`, then reports each broadcast once
+/// every session got it: `{"ev":"bcast","seq":S,"max_us":..,"p50_us":..}`.
+async fn broadcast(args: Args) -> Result<(), String> {
+    let shared = Arc::new(Shared::default());
+    let mut ctl = Ctl::new();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, u64)>();
+    let conns = open_many(&args, args.conns, &shared).await?;
+    let n = conns.len();
+    let mut set = JoinSet::new();
+    for ws in conns {
+        set.spawn(idle_session(ws, shared.clone(), Some((args.size, tx.clone()))));
+    }
+    drop(tx);
+    ctl.mark("ready", &format!("\"sessions\":{n}")).await?;
+    let mut pending: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut done = 0u64;
+    let mut maxes = Vec::new();
+    let per = Duration::from_millis(args.timeout_ms);
+    while done < args.count {
+        let (seq, lat) = match tokio::time::timeout(per, rx.recv()).await {
+            Ok(Some(x)) => x,
+            Ok(None) => return Err("every session closed".into()),
+            Err(_) => {
+                let got: Vec<_> = pending.iter().map(|(k, v)| (*k, v.len())).collect();
+                return Err(format!(
+                    "broadcast {done} not received by every session in {per:?} (received: {got:?}, errors {})",
+                    shared.errors.load(Ordering::Relaxed)
+                ));
+            }
+        };
+        let v = pending.entry(seq).or_default();
+        v.push(lat);
+        if v.len() == n {
+            let mut v = pending.remove(&seq).unwrap();
+            v.sort_unstable();
+            let max = *v.last().unwrap();
+            let p50 = v[v.len() / 2];
+            maxes.push(max);
+            emit(&format!(
+                "{{\"ev\":\"bcast\",\"seq\":{seq},\"max_us\":{:.1},\"p50_us\":{:.1},\"min_us\":{:.1}}}",
+                max as f64 / 1e3,
+                p50 as f64 / 1e3,
+                v[0] as f64 / 1e3
+            ));
+            done += 1;
+        }
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    maxes.sort_unstable();
+    let med = maxes.get(maxes.len() / 2).copied().unwrap_or(0);
+    emit(&format!(
+        "{{\"ev\":\"result\",\"sessions\":{n},\"broadcasts\":{done},\"median_max_us\":{:.1},\"errors\":{}}}",
+        med as f64 / 1e3,
+        shared.errors.load(Ordering::Relaxed)
+    ));
+    Ok(())
+}
+
+// ------------------------------------------------------------ HTTP polling
+
+/// A minimal HTTP/1.1 keep-alive client connection.
+struct Http {
+    stream: TcpStream,
+    buf: BytesMut,
+    host: String,
+}
+
+impl Http {
+    async fn connect(port: u16) -> Result<Self, String> {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+        Ok(Http { stream, buf: BytesMut::with_capacity(8192), host: format!("127.0.0.1:{port}") })
+    }
+
+    async fn write_get(&mut self, path: &str) -> Result<(), String> {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n\r\n", self.host);
+        self.stream.write_all(req.as_bytes()).await.map_err(|e| format!("write GET: {e}"))
+    }
+
+    async fn write_post(&mut self, path: &str, body: &[u8]) -> Result<(), String> {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.stream.write_all(&req).await.map_err(|e| format!("write POST: {e}"))
+    }
+
+    async fn fill(&mut self) -> Result<(), String> {
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) => Err("connection closed by the server".into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("read: {e}")),
+        }
+    }
+
+    /// Reads one response: (status, body).
+    async fn read_response(&mut self) -> Result<(u16, Bytes), String> {
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i;
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err("response head too large".into());
+            }
+            self.fill().await?;
+        };
+        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(|_| "non-UTF-8 response head")?.to_string();
+        self.buf.advance(head_end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or("");
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+        let mut len = None;
+        let mut chunked = false;
+        for l in lines {
+            if let Some((k, v)) = l.split_once(':') {
+                let (k, v) = (k.trim(), v.trim());
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = Some(v.parse::<usize>().map_err(|_| format!("bad content-length {v:?}"))?);
+                } else if k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked") {
+                    chunked = true;
+                }
+            }
+        }
+        if chunked {
+            let mut body = BytesMut::new();
+            loop {
+                let line_end = loop {
+                    if let Some(i) = find(&self.buf, b"\r\n") {
+                        break i;
+                    }
+                    self.fill().await?;
+                };
+                let size_str = std::str::from_utf8(&self.buf[..line_end]).map_err(|_| "bad chunk size")?;
+                let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16)
+                    .map_err(|_| format!("bad chunk size {size_str:?}"))?;
+                self.buf.advance(line_end + 2);
+                while self.buf.len() < size + 2 {
+                    self.fill().await?;
+                }
+                body.extend_from_slice(&self.buf[..size]);
+                self.buf.advance(size + 2);
+                if size == 0 {
+                    // No trailers expected (the final CRLF was consumed above).
+                    break;
+                }
+            }
+            Ok((status, body.freeze()))
+        } else {
+            let len = len.unwrap_or(0);
+            while self.buf.len() < len {
+                self.fill().await?;
+            }
+            Ok((status, self.buf.split_to(len).freeze()))
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+struct PollSession {
+    get: Http,
+    post: Http,
+    path: String,
+}
+
+impl PollSession {
+    async fn open(port: u16, base: &str) -> Result<Self, String> {
+        let mut post = Http::connect(port).await?;
+        post.write_get(&format!("{base}?EIO=4&transport=polling")).await?;
+        let (status, body) = post.read_response().await?;
+        let text = String::from_utf8_lossy(&body);
+        if status != 200 || !text.starts_with("0{") {
+            return Err(format!("polling handshake: {status} {text:?}"));
+        }
+        let sid = text
+            .split("\"sid\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .ok_or_else(|| format!("no sid in {text:?}"))?
+            .to_string();
+        let path = format!("{base}?EIO=4&transport=polling&sid={sid}");
+        let get = Http::connect(port).await?;
+        Ok(PollSession { get, post, path })
+    }
+
+    async fn post(&mut self, body: &[u8]) -> Result<(), String> {
+        self.post.write_post(&self.path, body).await?;
+        let (status, resp) = self.post.read_response().await?;
+        if status != 200 || &resp[..] != b"ok" {
+            return Err(format!("POST answered {status} {:?}", String::from_utf8_lossy(&resp)));
+        }
+        Ok(())
+    }
+}
+
+async fn poll_echo_worker(id: usize, mut s: PollSession, args: Args, shared: Arc<Shared>) {
+    let mut payload = vec![0u8; args.size + 1];
+    let mut seq = 0u64;
+    let res: Result<(), String> = async {
+        // One GET always pending.
+        s.get.write_get(&s.path).await?;
+        while !shared.stop.load(Ordering::Relaxed) {
+            payload[0] = b'4';
+            fill_payload(&mut payload[1..], id, seq, false);
+            s.post(&payload).await?;
+            let mut got = false;
+            while !got {
+                let (status, body) = s.get.read_response().await?;
+                if status != 200 {
+                    return Err(format!("conn {id}: GET answered {status} {:?}", String::from_utf8_lossy(&body)));
+                }
+                s.get.write_get(&s.path).await?;
+                for packet in body.split(|&b| b == 0x1e) {
+                    match packet {
+                        b"2" => {
+                            shared.pings.fetch_add(1, Ordering::Relaxed);
+                            s.post(b"3").await?;
+                        }
+                        b"6" => {}
+                        p if p == &payload[..] && !got => got = true,
+                        p => {
+                            return Err(format!(
+                                "conn {id} seq {seq}: polling echo mismatch: got {:?}",
+                                String::from_utf8_lossy(&p[..p.len().min(60)])
+                            ))
+                        }
+                    }
+                }
+            }
+            shared.count.fetch_add(1, Ordering::Relaxed);
+            seq += 1;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = res {
+        shared.error(e);
+    }
+    shared.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn poll_echo(args: Args) -> Result<(), String> {
+    let shared = Arc::new(Shared::default());
+    let mut ctl = Ctl::new();
+    let mut sessions = Vec::with_capacity(args.conns);
+    for _ in 0..args.conns {
+        let s = tokio::time::timeout(Duration::from_millis(args.timeout_ms), PollSession::open(args.port, &args.path))
+            .await
+            .map_err(|_| "polling handshake timed out".to_string())??;
+        sessions.push(s);
+    }
+    let mut set = JoinSet::new();
+    for (id, s) in sessions.into_iter().enumerate() {
+        set.spawn(poll_echo_worker(id, s, args.clone(), shared.clone()));
+    }
+    let (count, secs, pings) = measured_window(&mut ctl, &args, &shared).await?;
+    stop_workers(&shared, &mut set).await;
+    emit(&format!(
+        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}}}",
+        shared.count.load(Ordering::Relaxed),
+        shared.errors.load(Ordering::Relaxed),
+        args.conns
+    ));
+    Ok(())
+}
