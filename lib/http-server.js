@@ -14,6 +14,7 @@ class NativeHttpServer extends EventEmitter {
     this._engine = engine;
     this._id = null;
     this._address = null;
+    this._closing = 0;
     // engine.io closes the engine when its http server closes.
     this.on("close", () => engine.close());
   }
@@ -40,8 +41,7 @@ class NativeHttpServer extends EventEmitter {
     this._id = info.id;
     this._address = { address: info.address, family: info.family, port: info.port };
     this.listening = true;
-    // A listening server keeps Node alive, as Node's own does.
-    native.keepAlive(true);
+    this._keepAlive();
     process.nextTick(() => this.emit("listening"));
     return this;
   }
@@ -67,13 +67,21 @@ class NativeHttpServer extends EventEmitter {
     }
     if (typeof callback === "function") this.once("close", callback);
     this.listening = false;
+    this._closing++;
     const engine = this._engine;
     engine._listeners.set(this._id, () => {
-      engine._native.keepAlive(false);
+      this._closing--;
+      this._keepAlive();
       this.emit("close");
     });
+    // Releases the port before returning, so listen() may follow at once.
     engine._native.closeListener(this._id);
     return this;
+  }
+
+  /** A listening (or still closing) server keeps Node alive, as Node's own does. */
+  _keepAlive() {
+    this._engine._native.keepAlive(this.listening || this._closing > 0);
   }
 
   /** Node API compatibility: the native listener has no handle to unref. */

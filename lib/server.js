@@ -315,7 +315,7 @@ class Server extends EventEmitter {
     const native = this._native;
     switch (hook) {
       case HOOK_MIDDLEWARES:
-        return this._nativeMiddlewares(id, req, extra);
+        return this._nativeMiddlewares(id, req);
       case HOOK_ALLOW_REQUEST: {
         let answered = false;
         return this.opts.allowRequest(req, (message, success) => {
@@ -352,7 +352,7 @@ class Server extends EventEmitter {
   }
 
   /** engine.io's `_applyMiddlewares` for a request the native listener received. */
-  _nativeMiddlewares(id, req, upgrade) {
+  _nativeMiddlewares(id, req) {
     const native = this._native;
     let done = false;
     const res = new NativeResponse(req, (r) => {
@@ -364,8 +364,9 @@ class Server extends EventEmitter {
       if (done) return;
       done = true;
       if (err) return native.replyMiddlewares(id, 2, 0, [], undefined);
-      // Some middlewares (express-session) set headers on writeHead().
-      if (upgrade) res.writeHead();
+      // Some middlewares (express-session) set headers on writeHead(), which
+      // engine.io's real response calls; the engine writes it later here.
+      res.writeHead();
       native.replyMiddlewares(id, 0, 0, res._flatHeaders(), undefined);
     };
     this._applyMiddlewares(req, res, finish);

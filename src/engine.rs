@@ -6,9 +6,9 @@ use crate::events;
 use crate::options::BindingOptions;
 use crate::runtime::runtime;
 use eio_core::engine::{Config, Engine, Event, EventQueue, HookReply, MiddlewareOutcome};
-use eio_core::transport::HttpResponse;
 use eio_core::protocol::{PacketData, Str};
 use eio_core::server::native::{NativeServer, RouteOptions};
+use eio_core::transport::HttpResponse;
 use napi::bindgen_prelude::{Array, BufferSlice, Either, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status};
@@ -192,7 +192,9 @@ impl BindingEngine {
             1 => MiddlewareOutcome::Responded(HttpResponse {
                 status: status as u16,
                 headers,
-                body: body.map(|b| bytes::Bytes::copy_from_slice(&b)).unwrap_or_default(),
+                body: body
+                    .map(|b| bytes::Bytes::copy_from_slice(&b))
+                    .unwrap_or_default(),
             }),
             _ => MiddlewareOutcome::Failed,
         };

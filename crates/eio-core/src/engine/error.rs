@@ -72,9 +72,19 @@ impl RequestError {
         }
     }
 
+    /// What the client is told: the context's `message` when there is one
+    /// (`allowRequest` can give it), else the code's message.
+    pub fn client_message(&self) -> &str {
+        self.context
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or(&self.message)
+    }
+
     /// The JSON body engine.io sends for a refused polling request.
     pub fn body(&self) -> String {
-        serde_json::json!({ "code": self.code.code(), "message": self.message }).to_string()
+        serde_json::json!({ "code": self.code.code(), "message": self.client_message() })
+            .to_string()
     }
 }
 

@@ -9,8 +9,8 @@ mod request;
 mod session;
 
 pub use self::error::{CloseReason, ErrorCode, RequestError};
-pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
 pub use self::events::{Event, EventQueue, Handle, Listen};
+pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
 pub use self::request::{has_invalid_header_char, latin1, parse_query, RequestInfo};
 pub(crate) use self::session::{PollStart, WsBatch, WsLink};
 pub use self::session::{ReadyState, Session};
@@ -323,16 +323,19 @@ impl Engine {
                     return Admission::Respond(res)
                 }
                 _ => {
-                    return Admission::Refused(RequestError::new(
-                        ErrorCode::BadRequest,
-                        json!({ "name": "MIDDLEWARE_FAILURE" }),
-                    ))
+                    return Admission::Refused(
+                        RequestError::new(
+                            ErrorCode::BadRequest,
+                            json!({ "name": "MIDDLEWARE_FAILURE" }),
+                        ),
+                        headers,
+                    )
                 }
             }
         }
         let verified = match self.verify(req, upgrade) {
             Ok(v) => v,
-            Err(e) => return Admission::Refused(e),
+            Err(e) => return Admission::Refused(e, headers),
         };
         if matches!(verified, Verified::Handshake(_)) && self.hooks().has(HookSet::ALLOW_REQUEST) {
             let call = HookCall::AllowRequest {
@@ -341,17 +344,12 @@ impl Engine {
             match self.call_hook(call).await {
                 Some(HookReply::AllowRequest(Ok(()))) => {}
                 Some(HookReply::AllowRequest(Err(message))) => {
-                    let mut e = RequestError::new(ErrorCode::Forbidden, json!({ "message": message }));
-                    if let Some(m) = message {
-                        e.message = m;
-                    }
-                    return Admission::Refused(e);
+                    let e = RequestError::new(ErrorCode::Forbidden, json!({ "message": message }));
+                    return Admission::Refused(e, headers);
                 }
                 _ => {
-                    return Admission::Refused(RequestError::new(
-                        ErrorCode::Forbidden,
-                        json!({ "message": null }),
-                    ))
+                    let e = RequestError::new(ErrorCode::Forbidden, json!({ "message": null }));
+                    return Admission::Refused(e, headers);
                 }
             }
         }
@@ -360,7 +358,10 @@ impl Engine {
 
     /// engine.io's `handshake()` checks: the protocol revision, then the id
     /// (`generateId`, when the application overrides it).
-    pub async fn handshake_id(&self, req: &Arc<RequestInfo>) -> Result<(Protocol, String), RequestError> {
+    pub async fn handshake_id(
+        &self,
+        req: &Arc<RequestInfo>,
+    ) -> Result<(Protocol, String), RequestError> {
         let protocol = if req.query("EIO") == Some("4") {
             Protocol::V4
         } else {
@@ -391,7 +392,9 @@ impl Engine {
     /// answered, so it can forget its request object.
     pub fn request_done(&self, req: &RequestInfo) {
         if self.hooks().any() {
-            self.inner.events.push(Event::RequestDone { request: req.id });
+            self.inner
+                .events
+                .push(Event::RequestDone { request: req.id });
         }
     }
 
@@ -486,8 +489,9 @@ pub enum Admission {
     },
     /// A middleware answered the request.
     Respond(crate::transport::HttpResponse),
-    /// Refused, with engine.io's error.
-    Refused(RequestError),
+    /// Refused, with engine.io's error and the headers the middlewares set
+    /// (CORS headers, for example, still go out with the error).
+    Refused(RequestError, Vec<(String, String)>),
 }
 
 /// A session id as engine.io's `base64id` makes them: 15 bytes from a CSPRNG

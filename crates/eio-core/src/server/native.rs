@@ -70,6 +70,8 @@ pub struct NativeServer {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     connections: Arc<Connections>,
+    /// Signalled once the accept loop dropped the listening socket.
+    unbound: parking_lot::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 #[derive(Debug, Default)]
@@ -112,18 +114,18 @@ impl NativeServer {
         connections.live.fetch_add(1, Ordering::AcqRel);
         let guard = ConnGuard(connections.clone());
         let conns = connections.clone();
-        rt.spawn(accept_loop(
-            engine,
-            Arc::new(routes),
-            listener,
-            rx,
-            conns,
-            guard,
-        ));
+        let (unbound_tx, unbound) = std::sync::mpsc::channel();
+        let listening = Listening {
+            listener: Some(listener),
+            unbound: unbound_tx,
+            _guard: guard,
+        };
+        rt.spawn(accept_loop(engine, Arc::new(routes), listening, rx, conns));
         Ok(NativeServer {
             addr,
             shutdown,
             connections,
+            unbound: parking_lot::Mutex::new(Some(unbound)),
         })
     }
 
@@ -135,8 +137,14 @@ impl NativeServer {
     /// Stops accepting, ends idle keep-alive connections and lets requests
     /// in flight finish. Resolves when no HTTP connection is left (upgraded
     /// WebSockets belong to their sessions and do not count).
+    ///
+    /// The port is released before this returns, as with Node's
+    /// `server.close()`, so it can be bound again right away.
     pub fn close(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let _ = self.shutdown.send(true);
+        if let Some(unbound) = self.unbound.lock().take() {
+            let _ = unbound.recv_timeout(Duration::from_secs(1));
+        }
         let conns = self.connections.clone();
         async move {
             loop {
@@ -186,21 +194,36 @@ fn bind_std(host: Option<&str>, port: u16) -> io::Result<std::net::TcpListener> 
     Err(last)
 }
 
+/// The listening socket and what must happen when it is dropped.
+struct Listening {
+    /// Always `Some` until dropped.
+    listener: Option<TcpListener>,
+    unbound: std::sync::mpsc::Sender<()>,
+    _guard: ConnGuard,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        // Close the socket before telling `close()` the port is free.
+        drop(self.listener.take());
+        let _ = self.unbound.send(());
+    }
+}
+
 async fn accept_loop(
     engine: Engine,
     routes: Arc<RouteOptions>,
-    listener: TcpListener,
+    listening: Listening,
     mut shutdown: watch::Receiver<bool>,
     conns: Arc<Connections>,
-    _listening: ConnGuard,
 ) {
+    let Some(listener) = listening.listener.as_ref() else {
+        return;
+    };
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = shutdown.changed() => {
-                drop(listener);
-                return;
-            }
+            _ = shutdown.changed() => return,
         };
         let (stream, remote) = match accepted {
             Ok(a) => a,
@@ -346,23 +369,30 @@ async fn upgrade_websocket(
         Ok(t) => t,
         Err(websocket::Refusal::Destroy) => {
             engine.request_done(&info);
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "ended by a middleware"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "ended by a middleware",
+            ));
         }
         Err(websocket::Refusal::Error(error)) => {
             engine.request_done(&info);
-            let res = abort_upgrade(&error.message);
+            let res = abort_upgrade(error.client_message());
             engine.report_error(info, error);
             return Ok(res);
         }
     };
     let headers = req.headers();
-    let key = headers.get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes().to_vec());
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes().to_vec());
     let valid = req.method() == http::Method::GET
         && headers
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        && headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
     let Some(key) = key.filter(|k| valid && !k.is_empty()) else {
         engine.request_done(&info);
         return Ok(abort_upgrade("Bad Request"));
@@ -375,7 +405,9 @@ async fn upgrade_websocket(
             engine.request_done(&info);
             return;
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
         websocket::serve(engine, ticket, info, ws).await;
     });
     let mut builder = Response::builder()

@@ -42,7 +42,12 @@ where
 /// Serves one polling request (handshake, GET or POST) for `engine`.
 /// `run_middlewares` is false when the front end already ran them (the Node
 /// bridge runs them on the real request).
-pub async fn handle<B>(engine: &Engine, req: Arc<RequestInfo>, body: B, run_middlewares: bool) -> HttpResponse
+pub async fn handle<B>(
+    engine: &Engine,
+    req: Arc<RequestInfo>,
+    body: B,
+    run_middlewares: bool,
+) -> HttpResponse
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Display,
@@ -52,7 +57,12 @@ where
     res
 }
 
-async fn handle_inner<B>(engine: &Engine, req: &Arc<RequestInfo>, body: B, run_middlewares: bool) -> HttpResponse
+async fn handle_inner<B>(
+    engine: &Engine,
+    req: &Arc<RequestInfo>,
+    body: B,
+    run_middlewares: bool,
+) -> HttpResponse
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Display,
@@ -60,10 +70,10 @@ where
     let (verified, mw_headers) = match engine.admit(req, false, run_middlewares).await {
         Admission::Proceed { verified, headers } => (verified, headers),
         Admission::Respond(res) => return res,
-        Admission::Refused(error) => {
+        Admission::Refused(error, headers) => {
             let res = HttpResponse::refused(&error);
             engine.report_error(req.clone(), error);
-            return res;
+            return res.under(headers);
         }
     };
     let res = match verified {
@@ -74,7 +84,8 @@ where
                 res
             }
             Ok((protocol, sid)) => {
-                let session = engine.open_session(req.clone(), TransportKind::Polling, protocol, sid, None);
+                let session =
+                    engine.open_session(req.clone(), TransportKind::Polling, protocol, sid, None);
                 let res = poll(engine, &session, req).await;
                 with_headers(engine, req, &session, true, res).await
             }
@@ -108,7 +119,8 @@ async fn with_headers(
             res.headers.push(("X-XSS-Protection".into(), "0".into()));
         }
     }
-    res.headers.push(("cache-control".into(), "no-store".into()));
+    res.headers
+        .push(("cache-control".into(), "no-store".into()));
     res.headers = engine
         .response_headers(req, &session.sid, initial, std::mem::take(&mut res.headers))
         .await;

@@ -2,7 +2,9 @@
 //! what the session buffers, and runs the upgrade of a polling session.
 
 use crate::engine::WsLink;
-use crate::engine::{Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch};
+use crate::engine::{
+    Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch,
+};
 use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protocol, Str, WsFrame};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -52,7 +54,7 @@ pub async fn prepare(
     let (verified, headers) = match engine.admit(req, true, run_middlewares).await {
         Admission::Proceed { verified, headers } => (verified, headers),
         Admission::Respond(_) => return Err(Refusal::Destroy),
-        Admission::Refused(e) => return Err(Refusal::Error(e)),
+        Admission::Refused(e, _) => return Err(Refusal::Error(e)),
     };
     let ticket = match verified {
         Verified::Handshake(TransportKind::WebSocket) => {
