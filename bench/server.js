@@ -84,10 +84,13 @@ function main() {
     }
     case "engine.io": {
       const eio = require(path.join(depsModules, "engine.io"));
-      const wsDir = path.dirname(require.resolve("ws/package.json", { paths: [path.join(depsModules, "engine.io")] }));
+      const wsDir = path.dirname(
+        require.resolve("ws/package.json", { paths: [path.join(depsModules, "engine.io")] }),
+      );
       let bufferutil = null;
       try {
-        bufferutil = require.resolve("bufferutil", { paths: [wsDir] });
+        const resolved = require.resolve("bufferutil", { paths: [wsDir] });
+        if (typeof require(resolved).mask === "function") bufferutil = resolved;
       } catch (_) {
         // reported as null: ws then masks in JS
       }

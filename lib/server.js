@@ -5,6 +5,8 @@ const { BindingEngine } = require("../binding");
 const { EngineRequest } = require("./request");
 const { Socket, LISTEN } = require("./socket");
 const { NativeResponse, flattenHeaders } = require("./response");
+const bridge = require("./bridge");
+const { parseQuery } = require("./request");
 
 // Event kinds of the native batches (src/events.rs).
 const CONNECTION = 0;
@@ -21,6 +23,8 @@ const LISTENER_CLOSED = 10;
 const UPGRADE_ABORTED = 11;
 const HOOK = 12;
 const REQUEST_DONE = 13;
+const RESPONSE = 14;
+const BRIDGE_WRITE = 15;
 
 // Hook kinds (HOOK events) and the mask bits that turn them on (HookSet).
 const HOOK_MIDDLEWARES = 0;
@@ -97,6 +101,8 @@ class Server extends EventEmitter {
     this._listenCounts = new Map();
     this._listeners = new Map();
     this._requests = new Map();
+    this._responses = new Map();
+    this._carried = new Map();
     this._headerListeners = 0;
     this._native = new BindingEngine(bindingOptions(this.opts), () => this._drain());
     this.on("newListener", (event) => this._listenerAdded(event));
@@ -151,16 +157,119 @@ class Server extends EventEmitter {
     return this;
   }
 
-  attach() {
-    throw notImplemented("attach() to a Node http.Server");
+  /**
+   * Captures the requests and upgrades under `path` of a Node http(s)
+   * server, leaving every other request to the server's own listeners.
+   * @param {import("http").Server} server
+   * @param {object} [options] AttachOptions
+   */
+  attach(server, options = {}) {
+    const path = computePath(options);
+    const destroyUpgradeTimeout = options.destroyUpgradeTimeout || 1000;
+    const check = (req) => path === req.url.slice(0, path.length);
+    const listeners = server.listeners("request").slice(0);
+    server.removeAllListeners("request");
+    server.on("close", this.close.bind(this));
+    server.on("request", (req, res) => {
+      if (check(req)) {
+        this.handleRequest(req, res);
+      } else {
+        for (const listener of listeners) listener.call(server, req, res);
+      }
+    });
+    if (this.opts.transports.includes("websocket")) {
+      server.on("upgrade", (req, socket, head) => {
+        if (check(req)) {
+          this.handleUpgrade(req, socket, head);
+        } else if (options.destroyUpgrade !== false) {
+          // Node ends upgrades nobody handles; engine.io waits a little first.
+          setTimeout(() => {
+            if (socket.writable && socket.bytesWritten <= 0) {
+              socket.on("error", () => {});
+              socket.end();
+            }
+          }, destroyUpgradeTimeout);
+        }
+      });
+    }
   }
 
-  handleRequest() {
-    throw notImplemented("handleRequest()");
+  /** Fills `req._query`, unless something (connect) already did. */
+  prepare(req) {
+    if (!req._query) req._query = parseQuery(req.url);
   }
 
-  handleUpgrade() {
-    throw notImplemented("handleUpgrade()");
+  /**
+   * Handles an Engine.IO HTTP request from a Node server.
+   * @param {import("http").IncomingMessage} req
+   * @param {import("http").ServerResponse} res
+   */
+  handleRequest(req, res) {
+    this.prepare(req);
+    req.res = res;
+    this._applyMiddlewares(req, res, (err) => {
+      if (err) return this._middlewareFailed(req, () => bridge.abortRequest(res, 3, "Bad request"));
+      const native = this._native;
+      const id = native.bridgeRequest(bridge.nodeRequest(req));
+      this._requests.set(id, req);
+      this._responses.set(id, res);
+      req.on("data", (chunk) =>
+        native.bridgeBody(id, typeof chunk === "string" ? Buffer.from(chunk) : chunk),
+      );
+      req.on("end", () => native.bridgeBodyEnd(id));
+      res.on("close", () => {
+        if (this._responses.delete(id)) native.bridgeAbort(id);
+      });
+    });
+  }
+
+  /**
+   * Handles an Engine.IO upgrade from a Node server.
+   * @param {import("http").IncomingMessage} req
+   * @param {import("stream").Duplex} socket
+   * @param {Buffer} head
+   */
+  handleUpgrade(req, socket, head) {
+    this.prepare(req);
+    const res = bridge.upgradeResponse(req, socket);
+    this._applyMiddlewares(req, res, (err) => {
+      if (err) return this._middlewareFailed(req, () => bridge.abortUpgrade(socket, "Bad request"));
+      if (res.writableEnded) return;
+      // Some middlewares (express-session) set their headers on writeHead().
+      res.writeHead();
+      const native = this._native;
+      const fd = bridge.takeoverFd(socket);
+      const id = native.bridgeUpgrade(
+        bridge.nodeRequest(req),
+        fd,
+        Buffer.from(head || []),
+        res._flatHeaders(),
+      );
+      this._requests.set(id, req);
+      socket.on("error", () => {});
+      if (fd !== undefined) {
+        // The engine owns a duplicate of the descriptor now.
+        socket.destroy();
+        return;
+      }
+      this._carried.set(id, socket);
+      socket.on("data", (chunk) => native.bridgeData(id, chunk));
+      socket.on("end", () => native.bridgeEnd(id));
+      socket.on("close", () => {
+        this._carried.delete(id);
+        native.bridgeEnd(id);
+      });
+    });
+  }
+
+  _middlewareFailed(req, abort) {
+    this.emit("connection_error", {
+      req,
+      code: errors.BAD_REQUEST,
+      message: errorMessages[errors.BAD_REQUEST],
+      context: { name: "MIDDLEWARE_FAILURE" },
+    });
+    abort();
   }
 
   _listenerAdded(event) {
@@ -271,6 +380,24 @@ class Server extends EventEmitter {
           case REQUEST_DONE: {
             this._requests.delete(ev[i + 1]);
             i += 2;
+            break;
+          }
+          case RESPONSE: {
+            const [, id, status, flat, body] = ev.slice(i, i + 5);
+            i += 5;
+            const res = this._responses.get(id);
+            this._responses.delete(id);
+            if (res && !res.writableEnded && !res.destroyed) {
+              res.writeHead(status, bridge.headerObject(flat));
+              res.end(body);
+            }
+            break;
+          }
+          case BRIDGE_WRITE: {
+            const socket = this._carried.get(ev[i + 1]);
+            const data = ev[i + 2];
+            i += 3;
+            if (socket) data === null ? socket.end() : socket.write(data);
             break;
           }
           case UPGRADE_ABORTED: {
@@ -416,12 +543,6 @@ function rethrow(err) {
 /** engine.io's default ids are made natively; this marks "not overridden". */
 function defaultGenerateId() {
   return undefined;
-}
-
-function notImplemented(what) {
-  const err = new Error(`eio-rs: ${what} is not implemented yet`);
-  err.code = "ERR_EIO_NOT_IMPLEMENTED";
-  return err;
 }
 
 function bindingOptions(opts) {

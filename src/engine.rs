@@ -7,6 +7,7 @@ use crate::options::BindingOptions;
 use crate::runtime::runtime;
 use eio_core::engine::{Config, Engine, Event, EventQueue, HookReply, MiddlewareOutcome};
 use eio_core::protocol::{PacketData, Str};
+use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
 use eio_core::transport::HttpResponse;
 use napi::bindgen_prelude::{Array, BufferSlice, Either, Function};
@@ -24,6 +25,7 @@ type Waker = ThreadsafeFunction<(), (), (), Status, false, true>;
 struct Shared {
     engine: Engine,
     listeners: Mutex<HashMap<u64, NativeServer>>,
+    bridge: Arc<Bridge>,
 }
 
 impl Shared {
@@ -47,6 +49,36 @@ pub struct ListenInfo {
     pub family: String,
     /// The bound port.
     pub port: u32,
+}
+
+/// A request as Node parsed it.
+#[napi(object)]
+pub struct BridgeRequest {
+    /// `req.method`.
+    pub method: String,
+    /// `req.url`.
+    pub url: String,
+    /// `req.httpVersion`.
+    pub http_version: String,
+    /// `req.rawHeaders`.
+    pub raw_headers: Vec<String>,
+    /// `req.socket.remoteAddress`.
+    pub remote_address: String,
+    /// `req.socket.remotePort`.
+    pub remote_port: u32,
+}
+
+impl From<BridgeRequest> for NodeRequest {
+    fn from(r: BridgeRequest) -> Self {
+        NodeRequest {
+            method: r.method,
+            url: r.url,
+            http_version: r.http_version,
+            raw_headers: r.raw_headers,
+            remote_address: r.remote_address,
+            remote_port: r.remote_port,
+        }
+    }
 }
 
 /// A session's state, for the JS `Socket` getters.
@@ -96,6 +128,7 @@ impl BindingEngine {
         let shared = Arc::new(Shared {
             engine,
             listeners: Mutex::new(HashMap::new()),
+            bridge: Arc::new(Bridge::default()),
         });
         let weak: Weak<Shared> = Arc::downgrade(&shared);
         env.add_env_cleanup_hook(weak, |w| {
@@ -167,6 +200,73 @@ impl BindingEngine {
     #[napi(catch_unwind)]
     pub fn close(&self) {
         self.engine().close();
+    }
+
+    /// Hands over a polling request a Node server parsed; returns its id.
+    /// Feed its body with `bridgeBody`/`bridgeBodyEnd`; the response comes as
+    /// a `RESPONSE` event.
+    #[napi(catch_unwind)]
+    pub fn bridge_request(&self, req: BridgeRequest) -> f64 {
+        self.shared.bridge.request(self.engine(), req.into()) as f64
+    }
+
+    /// A chunk of a bridged request's body.
+    #[napi(catch_unwind)]
+    pub fn bridge_body(&self, id: f64, chunk: BufferSlice) {
+        self.shared
+            .bridge
+            .body(id as u64, bytes::Bytes::copy_from_slice(&chunk));
+    }
+
+    /// The end of a bridged request's body.
+    #[napi]
+    pub fn bridge_body_end(&self, id: f64) {
+        self.shared.bridge.body_end(id as u64);
+    }
+
+    /// The client of a bridged request went away before the response.
+    #[napi]
+    pub fn bridge_abort(&self, id: f64) {
+        self.shared.bridge.abort(id as u64);
+    }
+
+    /// Hands over an upgrade request. With `fd` (a plain TCP socket's
+    /// descriptor), the engine takes the connection over and JS must destroy
+    /// its socket; without, JS carries the bytes (`bridgeData`/`bridgeEnd`,
+    /// `BRIDGE_WRITE` events). `headers` are what the middlewares set.
+    #[napi(catch_unwind)]
+    pub fn bridge_upgrade(
+        &self,
+        req: BridgeRequest,
+        fd: Option<i32>,
+        head: BufferSlice,
+        headers: Vec<String>,
+    ) -> Result<f64> {
+        let head = head.to_vec();
+        let extra = pairs(headers);
+        let bridge = &self.shared.bridge;
+        let id = match fd {
+            #[cfg(unix)]
+            Some(fd) => bridge
+                .upgrade_fd(self.engine(), req.into(), fd, head, extra)
+                .map_err(io_error)?,
+            _ => bridge.upgrade_bytes(self.engine(), req.into(), head, extra),
+        };
+        Ok(id as f64)
+    }
+
+    /// Bytes from the client of a carried upgraded connection.
+    #[napi(catch_unwind)]
+    pub fn bridge_data(&self, id: f64, chunk: BufferSlice) {
+        self.shared
+            .bridge
+            .data(id as u64, bytes::Bytes::copy_from_slice(&chunk));
+    }
+
+    /// The client side of a carried upgraded connection ended.
+    #[napi]
+    pub fn bridge_end(&self, id: f64) {
+        self.shared.bridge.end(id as u64);
     }
 
     /// Which hooks JS has set (bit mask, `HookSet` in the core).

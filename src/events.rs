@@ -23,6 +23,8 @@ pub mod kind {
     pub const UPGRADE_ABORTED: u32 = 11;
     pub const HOOK: u32 = 12;
     pub const REQUEST_DONE: u32 = 13;
+    pub const RESPONSE: u32 = 14;
+    pub const BRIDGE_WRITE: u32 = 15;
 }
 
 /// Hook kinds of a `HOOK` event, mirrored in index.js.
@@ -204,6 +206,24 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
             Event::RequestDone { request } => {
                 w.push(kind::REQUEST_DONE)?;
                 w.push(request as f64)?;
+            }
+            Event::Response { request, response } => {
+                w.push(kind::RESPONSE)?;
+                w.push(request as f64)?;
+                w.push(response.status as u32)?;
+                w.push(flat(env, &response.headers)?)?;
+                let body = BufferSlice::from_data(env, Vec::from(response.body))?;
+                w.push(&body)?;
+            }
+            Event::BridgeWrite { conn, data, end } => {
+                w.push(kind::BRIDGE_WRITE)?;
+                w.push(conn as f64)?;
+                if end {
+                    w.push(Null)?;
+                } else {
+                    let b = BufferSlice::from_data(env, Vec::from(data))?;
+                    w.push(&b)?;
+                }
             }
             Event::ListenerClosed { id } => {
                 w.push(kind::LISTENER_CLOSED)?;

@@ -72,7 +72,10 @@ fn parse_args() -> Result<Args, String> {
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |s: String| s.parse::<u64>().map_err(|e| format!("bad number {s:?}: {e}"));
+        let num = |s: String| {
+            s.parse::<u64>()
+                .map_err(|e| format!("bad number {s:?}: {e}"))
+        };
         match flag.as_str() {
             "--port" => a.port = num(val()?)? as u16,
             "--path" => a.path = val()?,
@@ -117,10 +120,14 @@ fn main() {
     let threads = if args.threads > 0 {
         args.threads
     } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     };
     let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -144,7 +151,10 @@ fn main() {
 /// Raises the soft fd limit to the hard one (idle scenarios hold 8000+ sockets).
 fn raise_nofile() {
     unsafe {
-        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
             rl.rlim_cur = rl.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
@@ -154,7 +164,10 @@ fn raise_nofile() {
 
 /// CLOCK_MONOTONIC in ns: the same clock as Node's `process.hrtime.bigint()`.
 fn mono_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
@@ -192,13 +205,18 @@ struct Ctl {
 
 impl Ctl {
     fn new() -> Self {
-        Ctl { lines: BufReader::new(tokio::io::stdin()).lines() }
+        Ctl {
+            lines: BufReader::new(tokio::io::stdin()).lines(),
+        }
     }
 
     /// Emits a mark and waits for the driver's `ok`.
     async fn mark(&mut self, name: &str, extra: &str) -> Result<(), String> {
         let sep = if extra.is_empty() { "" } else { "," };
-        emit(&format!("{{\"ev\":\"mark\",\"name\":{}{sep}{extra}}}", json_str(name)));
+        emit(&format!(
+            "{{\"ev\":\"mark\",\"name\":{}{sep}{extra}}}",
+            json_str(name)
+        ));
         match self.lines.next_line().await {
             Ok(Some(l)) if l.trim() == "ok" => Ok(()),
             Ok(Some(l)) => Err(format!("driver answered {l:?} to mark {name}")),
@@ -245,13 +263,19 @@ async fn ws_open(port: u16, path: &str) -> Result<Ws, String> {
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("nodelay: {e}"))?;
     let url = format!("ws://127.0.0.1:{port}{path}?EIO=4&transport=websocket");
     let (mut ws, _) = client_async(url, stream)
         .await
         .map_err(|e| format!("websocket handshake: {e}"))?;
     match ws.next().await {
-        Some(Ok(Message::Text(t))) if t.as_str().starts_with("0{") && t.as_str().contains("\"sid\"") => Ok(ws),
+        Some(Ok(Message::Text(t)))
+            if t.as_str().starts_with("0{") && t.as_str().contains("\"sid\"") =>
+        {
+            Ok(ws)
+        }
         Some(Ok(m)) => Err(format!("expected the open packet, got {}", describe(&m))),
         Some(Err(e)) => Err(format!("reading the open packet: {e}")),
         None => Err("closed before the open packet".into()),
@@ -263,7 +287,11 @@ fn describe(m: &Message) -> String {
         Message::Text(t) => {
             let s = t.as_str();
             if s.len() > 40 {
-                format!("text {:?}... ({} B)", &s[..s.char_indices().nth(40).map_or(s.len(), |c| c.0)], s.len())
+                format!(
+                    "text {:?}... ({} B)",
+                    &s[..s.char_indices().nth(40).map_or(s.len(), |c| c.0)],
+                    s.len()
+                )
             } else {
                 format!("text {s:?}")
             }
@@ -309,35 +337,41 @@ async fn open_many(args: &Args, n: usize, shared: &Arc<Shared>) -> Result<Vec<Ws
         }
     }
     match first_err {
-        Some(e) => Err(format!("{} of {n} sessions failed to open; first: {e}", n - out.len())),
+        Some(e) => Err(format!(
+            "{} of {n} sessions failed to open; first: {e}",
+            n - out.len()
+        )),
         None => Ok(out),
     }
 }
 
-/// The payload of message `seq` of connection `id`: a 24-char ASCII header
-/// that makes every message distinct, then a fixed filler.
-fn fill_payload(buf: &mut [u8], id: usize, seq: u64, binary: bool) {
+/// Fills `buf` with the filler of every message: printable ASCII for text,
+/// bytes that are not valid UTF-8 for binary (binary frames must stay binary).
+fn init_payload(buf: &mut [u8], binary: bool) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = if binary {
+            (i.wrapping_mul(31) % 251) as u8 | 0x80
+        } else {
+            b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36]
+        };
+    }
+}
+
+/// Writes the header of message `seq` of connection `id` (24 ASCII chars)
+/// over the start of the payload, so that every message is distinct.
+fn stamp_payload(buf: &mut [u8], id: usize, seq: u64) {
     let head = format!("{id:08x}:{seq:014x}:");
     let n = head.len().min(buf.len());
     buf[..n].copy_from_slice(&head.as_bytes()[..n]);
-    if binary {
-        // Not valid UTF-8 on purpose: binary frames must stay binary.
-        for (i, b) in buf.iter_mut().enumerate().skip(n) {
-            *b = (i.wrapping_mul(31) % 251) as u8 | 0x80;
-        }
-    } else {
-        for (i, b) in buf.iter_mut().enumerate().skip(n) {
-            *b = b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36];
-        }
-    }
 }
 
 async fn ws_echo_worker(id: usize, mut ws: Ws, args: Args, shared: Arc<Shared>) {
     let mut payload = vec![0u8; args.size];
+    init_payload(&mut payload, args.binary);
     let mut seq = 0u64;
     let res: Result<(), String> = async {
         while !shared.stop.load(Ordering::Relaxed) {
-            fill_payload(&mut payload, id, seq, args.binary);
+            stamp_payload(&mut payload, id, seq);
             let msg = if args.binary {
                 Message::Binary(Bytes::copy_from_slice(&payload))
             } else {
@@ -358,19 +392,32 @@ async fn ws_echo_worker(id: usize, mut ws: Ws, args: Args, shared: Arc<Shared>) 
                                 .map_err(|e| format!("pong: {e}"))?;
                             continue;
                         }
-                        if !args.binary && s.len() == args.size + 1 && s.as_bytes()[0] == b'4' && &s.as_bytes()[1..] == &payload[..] {
+                        if !args.binary
+                            && s.len() == args.size + 1
+                            && s.as_bytes()[0] == b'4'
+                            && s.as_bytes()[1..] == payload[..]
+                        {
                             break;
                         }
-                        return Err(format!("conn {id} seq {seq}: echo mismatch: got {}", describe(&Message::Text(t))));
+                        return Err(format!(
+                            "conn {id} seq {seq}: echo mismatch: got {}",
+                            describe(&Message::Text(t))
+                        ));
                     }
                     Some(Ok(Message::Binary(b))) => {
                         if args.binary && b[..] == payload[..] {
                             break;
                         }
-                        return Err(format!("conn {id} seq {seq}: binary echo mismatch ({} B, expected {} B)", b.len(), payload.len()));
+                        return Err(format!(
+                            "conn {id} seq {seq}: binary echo mismatch ({} B, expected {} B)",
+                            b.len(),
+                            payload.len()
+                        ));
                     }
                     Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => continue,
-                    Some(Ok(m)) => return Err(format!("conn {id} seq {seq}: unexpected {}", describe(&m))),
+                    Some(Ok(m)) => {
+                        return Err(format!("conn {id} seq {seq}: unexpected {}", describe(&m)))
+                    }
                     Some(Err(e)) => return Err(format!("conn {id} seq {seq}: read: {e}")),
                     None => return Err(format!("conn {id} seq {seq}: closed by the server")),
                 }
@@ -390,7 +437,11 @@ async fn ws_echo_worker(id: usize, mut ws: Ws, args: Args, shared: Arc<Shared>) 
 
 /// Warm-up, then the measured window between the `start` and `end` marks.
 /// Returns (count in window, window seconds).
-async fn measured_window(ctl: &mut Ctl, args: &Args, shared: &Shared) -> Result<(u64, f64, u64), String> {
+async fn measured_window(
+    ctl: &mut Ctl,
+    args: &Args,
+    shared: &Shared,
+) -> Result<(u64, f64, u64), String> {
     tokio::time::sleep(Duration::from_millis(args.warmup_ms)).await;
     ctl.mark("start", "").await?;
     let c0 = shared.count.load(Ordering::Relaxed);
@@ -484,7 +535,11 @@ async fn conn_rate(args: Args) -> Result<(), String> {
 // -------------------------------------------------------------- idle sessions
 
 /// An idle session: answers pings, reports broadcasts (`4B<seq>:<t0 ns>:xxx`).
-async fn idle_session(mut ws: Ws, shared: Arc<Shared>, bcast: Option<(usize, mpsc::UnboundedSender<(u64, u64)>)>) {
+async fn idle_session(
+    mut ws: Ws,
+    shared: Arc<Shared>,
+    bcast: Option<(usize, mpsc::UnboundedSender<(u64, u64)>)>,
+) {
     let res: Result<(), String> = async {
         loop {
             match ws.next().await {
@@ -497,8 +552,9 @@ async fn idle_session(mut ws: Ws, shared: Arc<Shared>, bcast: Option<(usize, mps
                             .map_err(|e| format!("pong: {e}"))?;
                     } else if let (Some((size, tx)), Some(rest)) = (&bcast, s.strip_prefix("4B")) {
                         let now = mono_ns();
-                        let (seq, t0) = parse_broadcast(rest, *size)
-                            .ok_or_else(|| format!("bad broadcast {}", describe(&Message::Text(t.clone()))))?;
+                        let (seq, t0) = parse_broadcast(rest, *size).ok_or_else(|| {
+                            format!("bad broadcast {}", describe(&Message::Text(t.clone())))
+                        })?;
                         let _ = tx.send((seq, now.saturating_sub(t0)));
                     } else {
                         return Err(format!("idle session got {}", describe(&Message::Text(t))));
@@ -542,7 +598,11 @@ fn parse_broadcast(rest: &str, size: usize) -> Option<(u64, u64)> {
 async fn idle(args: Args) -> Result<(), String> {
     let shared = Arc::new(Shared::default());
     let mut ctl = Ctl::new();
-    let steps = if args.steps.is_empty() { vec![args.conns] } else { args.steps.clone() };
+    let steps = if args.steps.is_empty() {
+        vec![args.conns]
+    } else {
+        args.steps.clone()
+    };
     let mut open = 0usize;
     let mut set = JoinSet::new();
     for &target in &steps {
@@ -557,8 +617,14 @@ async fn idle(args: Args) -> Result<(), String> {
             if errors > 0 {
                 return Err(format!("{errors} errors while opening"));
             }
-            ctl.mark("step", &format!("\"sessions\":{open},\"open_ms\":{}", t.elapsed().as_millis()))
-                .await?;
+            ctl.mark(
+                "step",
+                &format!(
+                    "\"sessions\":{open},\"open_ms\":{}",
+                    t.elapsed().as_millis()
+                ),
+            )
+            .await?;
         }
     }
     let (mut pings, mut secs) = (0, 0.0);
@@ -586,7 +652,11 @@ async fn broadcast(args: Args) -> Result<(), String> {
     let n = conns.len();
     let mut set = JoinSet::new();
     for ws in conns {
-        set.spawn(idle_session(ws, shared.clone(), Some((args.size, tx.clone()))));
+        set.spawn(idle_session(
+            ws,
+            shared.clone(),
+            Some((args.size, tx.clone())),
+        ));
     }
     drop(tx);
     ctl.mark("ready", &format!("\"sessions\":{n}")).await?;
@@ -648,13 +718,25 @@ impl Http {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
-        Ok(Http { stream, buf: BytesMut::with_capacity(8192), host: format!("127.0.0.1:{port}") })
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("nodelay: {e}"))?;
+        Ok(Http {
+            stream,
+            buf: BytesMut::with_capacity(8192),
+            host: format!("127.0.0.1:{port}"),
+        })
     }
 
     async fn write_get(&mut self, path: &str) -> Result<(), String> {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n\r\n", self.host);
-        self.stream.write_all(req.as_bytes()).await.map_err(|e| format!("write GET: {e}"))
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n\r\n",
+            self.host
+        );
+        self.stream
+            .write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("write GET: {e}"))
     }
 
     async fn write_post(&mut self, path: &str, body: &[u8]) -> Result<(), String> {
@@ -665,7 +747,10 @@ impl Http {
         )
         .into_bytes();
         req.extend_from_slice(body);
-        self.stream.write_all(&req).await.map_err(|e| format!("write POST: {e}"))
+        self.stream
+            .write_all(&req)
+            .await
+            .map_err(|e| format!("write POST: {e}"))
     }
 
     async fn fill(&mut self) -> Result<(), String> {
@@ -687,7 +772,9 @@ impl Http {
             }
             self.fill().await?;
         };
-        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(|_| "non-UTF-8 response head")?.to_string();
+        let head = std::str::from_utf8(&self.buf[..head_end])
+            .map_err(|_| "non-UTF-8 response head")?
+            .to_string();
         self.buf.advance(head_end + 4);
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap_or("");
@@ -702,8 +789,13 @@ impl Http {
             if let Some((k, v)) = l.split_once(':') {
                 let (k, v) = (k.trim(), v.trim());
                 if k.eq_ignore_ascii_case("content-length") {
-                    len = Some(v.parse::<usize>().map_err(|_| format!("bad content-length {v:?}"))?);
-                } else if k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked") {
+                    len = Some(
+                        v.parse::<usize>()
+                            .map_err(|_| format!("bad content-length {v:?}"))?,
+                    );
+                } else if k.eq_ignore_ascii_case("transfer-encoding")
+                    && v.to_ascii_lowercase().contains("chunked")
+                {
                     chunked = true;
                 }
             }
@@ -717,7 +809,8 @@ impl Http {
                     }
                     self.fill().await?;
                 };
-                let size_str = std::str::from_utf8(&self.buf[..line_end]).map_err(|_| "bad chunk size")?;
+                let size_str =
+                    std::str::from_utf8(&self.buf[..line_end]).map_err(|_| "bad chunk size")?;
                 let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16)
                     .map_err(|_| format!("bad chunk size {size_str:?}"))?;
                 self.buf.advance(line_end + 2);
@@ -755,7 +848,8 @@ struct PollSession {
 impl PollSession {
     async fn open(port: u16, base: &str) -> Result<Self, String> {
         let mut post = Http::connect(port).await?;
-        post.write_get(&format!("{base}?EIO=4&transport=polling")).await?;
+        post.write_get(&format!("{base}?EIO=4&transport=polling"))
+            .await?;
         let (status, body) = post.read_response().await?;
         let text = String::from_utf8_lossy(&body);
         if status != 200 || !text.starts_with("0{") {
@@ -776,7 +870,10 @@ impl PollSession {
         self.post.write_post(&self.path, body).await?;
         let (status, resp) = self.post.read_response().await?;
         if status != 200 || &resp[..] != b"ok" {
-            return Err(format!("POST answered {status} {:?}", String::from_utf8_lossy(&resp)));
+            return Err(format!(
+                "POST answered {status} {:?}",
+                String::from_utf8_lossy(&resp)
+            ));
         }
         Ok(())
     }
@@ -784,19 +881,23 @@ impl PollSession {
 
 async fn poll_echo_worker(id: usize, mut s: PollSession, args: Args, shared: Arc<Shared>) {
     let mut payload = vec![0u8; args.size + 1];
+    init_payload(&mut payload[1..], false);
+    payload[0] = b'4';
     let mut seq = 0u64;
     let res: Result<(), String> = async {
         // One GET always pending.
         s.get.write_get(&s.path).await?;
         while !shared.stop.load(Ordering::Relaxed) {
-            payload[0] = b'4';
-            fill_payload(&mut payload[1..], id, seq, false);
+            stamp_payload(&mut payload[1..], id, seq);
             s.post(&payload).await?;
             let mut got = false;
             while !got {
                 let (status, body) = s.get.read_response().await?;
                 if status != 200 {
-                    return Err(format!("conn {id}: GET answered {status} {:?}", String::from_utf8_lossy(&body)));
+                    return Err(format!(
+                        "conn {id}: GET answered {status} {:?}",
+                        String::from_utf8_lossy(&body)
+                    ));
                 }
                 s.get.write_get(&s.path).await?;
                 for packet in body.split(|&b| b == 0x1e) {
@@ -833,9 +934,12 @@ async fn poll_echo(args: Args) -> Result<(), String> {
     let mut ctl = Ctl::new();
     let mut sessions = Vec::with_capacity(args.conns);
     for _ in 0..args.conns {
-        let s = tokio::time::timeout(Duration::from_millis(args.timeout_ms), PollSession::open(args.port, &args.path))
-            .await
-            .map_err(|_| "polling handshake timed out".to_string())??;
+        let s = tokio::time::timeout(
+            Duration::from_millis(args.timeout_ms),
+            PollSession::open(args.port, &args.path),
+        )
+        .await
+        .map_err(|_| "polling handshake timed out".to_string())??;
         sessions.push(s);
     }
     let mut set = JoinSet::new();

@@ -112,6 +112,24 @@ pub enum Event {
         /// The request's id ([`RequestInfo::id`]).
         request: u64,
     },
+    /// A response to a request the application handed over (the Node
+    /// bridge), ready to be written.
+    Response {
+        /// The request's id ([`RequestInfo::id`]).
+        request: u64,
+        /// What to write.
+        response: crate::transport::HttpResponse,
+    },
+    /// Bytes for a connection the application carries (the byte bridge);
+    /// empty with `end` when the engine is done with it.
+    BridgeWrite {
+        /// The connection's id.
+        conn: u64,
+        /// The bytes.
+        data: bytes::Bytes,
+        /// Whether the engine closed its side.
+        end: bool,
+    },
     /// A front end finished closing (its last connection ended).
     ListenerClosed {
         /// The front end's number, as its owner chose it.

@@ -391,7 +391,7 @@ impl Engine {
     /// Tells the application that a request which went through hooks is
     /// answered, so it can forget its request object.
     pub fn request_done(&self, req: &RequestInfo) {
-        if self.hooks().any() {
+        if req.held_by_app || self.hooks().any() {
             self.inner
                 .events
                 .push(Event::RequestDone { request: req.id });
@@ -553,14 +553,68 @@ mod tests {
             code(&req("GET", "/e/?transport=websocket&EIO=4"), false),
             ErrorCode::BadRequest
         );
-        assert_eq!(
-            code(&req("GET", "/e/?transport=polling&EIO=3"), false),
-            ErrorCode::UnsupportedProtocolVersion
-        );
         assert!(matches!(
             e.verify(&req("GET", "/e/?transport=polling&EIO=4"), false),
-            Ok(Verified::Handshake(TransportKind::Polling, Protocol::V4))
+            Ok(Verified::Handshake(TransportKind::Polling))
         ));
+    }
+
+    #[test]
+    fn handshake_checks_the_protocol_revision() {
+        let (rt, e) = engine(Config::default());
+        let v3 = Arc::new(req("GET", "/e/?transport=polling&EIO=3"));
+        let err = rt.block_on(e.handshake_id(&v3)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::UnsupportedProtocolVersion);
+        assert_eq!(err.context, json!({"protocol": 3}));
+        let none = Arc::new(req("GET", "/e/?transport=polling"));
+        assert!(rt.block_on(e.handshake_id(&none)).is_err());
+        let v4 = Arc::new(req("GET", "/e/?transport=polling&EIO=4"));
+        let (protocol, sid) = rt.block_on(e.handshake_id(&v4)).unwrap();
+        assert_eq!(protocol, Protocol::V4);
+        assert_eq!(sid.len(), 20);
+
+        let (rt, e) = engine(Config {
+            allow_eio3: true,
+            ..Config::default()
+        });
+        assert_eq!(rt.block_on(e.handshake_id(&v3)).unwrap().0, Protocol::V3);
+    }
+
+    #[test]
+    fn hooks_wait_for_the_application() {
+        let (rt, e) = engine(Config::default());
+        e.hooks().set(HookSet::ALLOW_REQUEST | HookSet::GENERATE_ID);
+        let r = Arc::new(req("GET", "/e/?transport=polling&EIO=4"));
+        let e2 = e.clone();
+        // The application answers every hook call it is given.
+        let answer = std::thread::spawn(move || {
+            let mut answered = 0;
+            while answered < 2 {
+                for ev in e2.events().drain() {
+                    if let Event::Hook { id, call } = ev {
+                        let reply = match call {
+                            HookCall::AllowRequest { .. } => HookReply::AllowRequest(Ok(())),
+                            HookCall::GenerateId { .. } => HookReply::GenerateId(Ok("mine".into())),
+                            other => panic!("unexpected {other:?}"),
+                        };
+                        assert!(e2.reply_hook(id, reply));
+                        answered += 1;
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        let admitted = rt.block_on(e.admit(&r, false, true));
+        assert!(matches!(
+            admitted,
+            Admission::Proceed {
+                verified: Verified::Handshake(_),
+                ..
+            }
+        ));
+        let (_, sid) = rt.block_on(e.handshake_id(&r)).unwrap();
+        assert_eq!(sid, "mine");
+        answer.join().unwrap();
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub struct RequestInfo {
     /// The front end's number for this request, so the application can keep
     /// its own request object across hook calls and `socket.request`.
     pub id: u64,
+    /// Whether the application keeps its own object for this request until
+    /// [`Event::RequestDone`](super::Event::RequestDone) (bridged requests).
+    pub held_by_app: bool,
     /// `GET`, `POST`, ...
     pub method: String,
     /// The request target as received (path and query).
@@ -38,6 +41,7 @@ impl RequestInfo {
         let query = parse_query(&url);
         RequestInfo {
             id: 0,
+            held_by_app: false,
             method: method.into(),
             url,
             http_version,

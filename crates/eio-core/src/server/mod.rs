@@ -1,4 +1,6 @@
-//! Front ends that own the socket. The native one is a hyper HTTP/1.1
-//! listener on the engine's runtime (engine.io's `listen()`).
+//! Front ends. The native one is a hyper HTTP/1.1 listener on the engine's
+//! runtime (engine.io's `listen()`); the bridge serves requests and upgrades
+//! that another HTTP server (Node's) parsed.
 
+pub mod bridge;
 pub mod native;

@@ -74,6 +74,21 @@ pub async fn prepare(
     Ok((ticket, headers))
 }
 
+/// The `Sec-WebSocket-Accept` for a valid RFC 6455 upgrade request (GET,
+/// `Upgrade: websocket`, version 13, a key), or `None`.
+pub fn accept_key(req: &RequestInfo) -> Option<String> {
+    let upgrade = req
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let version = req.header("sec-websocket-version") == Some("13");
+    let key = req
+        .header("sec-websocket-key")
+        .filter(|k| !k.trim().is_empty())?;
+    (req.method == "GET" && upgrade && version).then(|| {
+        tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim().as_bytes())
+    })
+}
+
 /// The WebSocket settings for `engine`: messages up to `maxHttpBufferSize`,
 /// and small buffers, since most connections are idle most of the time.
 pub fn config(engine: &Engine) -> WebSocketConfig {

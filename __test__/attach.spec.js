@@ -1,0 +1,201 @@
+"use strict";
+
+// attach() to the user's Node server: polling through the bridge, WebSocket
+// taken over by the engine (plain TCP) or carried as bytes (TLS).
+
+const { test } = require("node:test");
+const assert = require("node:assert/strict");
+const http = require("node:http");
+const https = require("node:https");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { execFileSync } = require("node:child_process");
+const express = require("express");
+const { attach, Server } = require("..");
+const { once, collect } = require("./helpers");
+const { Socket: ClientSocket } = require("engine.io-client");
+
+function listen(server) {
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(server.address().port)),
+  );
+}
+
+function close(server) {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function connections(server) {
+  return new Promise((resolve, reject) =>
+    server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+  );
+}
+
+async function echoRoundTrip(engine, url, transports, opts = {}) {
+  const c = new ClientSocket(url, { transports, ...opts });
+  const [[socket]] = await Promise.all([once(engine, "connection"), once(c, "open")]);
+  const replies = collect(c, "message", 2);
+  c.send("text ✓");
+  c.send(Buffer.from([1, 2, 3]));
+  const [text, bin] = await replies;
+  assert.equal(text, "text ✓");
+  assert.deepEqual([...Buffer.from(bin)], [1, 2, 3]);
+  return { c, socket };
+}
+
+function echo(engine) {
+  engine.on("connection", (socket) => socket.on("message", (m) => socket.send(m)));
+}
+
+test("attach to http.Server: other requests keep their listeners; polling and websocket work", async () => {
+  const server = http.createServer((req, res) => res.end("mine"));
+  server.on("request", (req, res) => res.setHeader && null);
+  const engine = attach(server);
+  assert.ok(engine instanceof Server);
+  echo(engine);
+  const port = await listen(server);
+  const other = await fetch(`http://127.0.0.1:${port}/hello`);
+  assert.equal(await other.text(), "mine");
+  const refused = await fetch(`http://127.0.0.1:${port}/engine.io/?transport=tobi`);
+  assert.equal(refused.status, 400);
+  assert.deepEqual(await refused.json(), { code: 0, message: "Transport unknown" });
+  for (const transports of [["polling"], ["websocket"]]) {
+    const { c, socket } = await echoRoundTrip(engine, `ws://127.0.0.1:${port}`, transports);
+    assert.equal(socket.transport.name, transports[0]);
+    assert.equal(socket.request.headers.host, `127.0.0.1:${port}`);
+    assert.ok(socket.request instanceof http.IncomingMessage, "socket.request is Node's request");
+    c.close();
+    assert.equal((await once(socket, "close"))[0], "transport close");
+  }
+  await close(server);
+});
+
+test("attach: the engine takes over plain TCP WebSockets, so Node holds no connection", async () => {
+  const server = http.createServer();
+  const engine = attach(server);
+  echo(engine);
+  const port = await listen(server);
+  const { c, socket } = await echoRoundTrip(engine, `ws://127.0.0.1:${port}`, ["websocket"]);
+  assert.equal(await connections(server), 0);
+  socket.send("still here");
+  assert.equal((await once(c, "message"))[0], "still here");
+  c.close();
+  await once(socket, "close");
+  await close(server);
+});
+
+test("attach to an Express app: middlewares and routes keep working, upgrade included", async () => {
+  const app = express();
+  app.get("/hello", (req, res) => res.send("express"));
+  const server = http.createServer(app);
+  const engine = attach(server, { path: "/rt" });
+  echo(engine);
+  engine.use((req, res, next) => {
+    res.setHeader("x-mw", req._query.transport);
+    next();
+  });
+  const port = await listen(server);
+  assert.equal(await (await fetch(`http://127.0.0.1:${port}/hello`)).text(), "express");
+  const hs = await fetch(`http://127.0.0.1:${port}/rt/?EIO=4&transport=polling`);
+  assert.equal(hs.headers.get("x-mw"), "polling");
+  const c = new ClientSocket(`ws://127.0.0.1:${port}`, { path: "/rt" });
+  const [socket] = (await Promise.all([once(engine, "connection"), once(c, "open")]))[0];
+  const [[socket2]] = [[socket]];
+  await once(socket2, "upgrade");
+  c.send("after upgrade");
+  assert.equal((await once(c, "message"))[0], "after upgrade");
+  c.close();
+  engine.close();
+  await close(server);
+});
+
+test("attach to https.Server: TLS WebSockets are carried as bytes", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eio-rs-tls-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-keyout",
+      path.join(dir, "key.pem"),
+      "-out",
+      path.join(dir, "cert.pem"),
+    ],
+    { stdio: "ignore" },
+  );
+  const server = https.createServer({
+    key: fs.readFileSync(path.join(dir, "key.pem")),
+    cert: fs.readFileSync(path.join(dir, "cert.pem")),
+  });
+  const engine = attach(server);
+  echo(engine);
+  const port = await listen(server);
+  for (const transports of [["polling"], ["websocket"]]) {
+    const { c, socket } = await echoRoundTrip(engine, `wss://127.0.0.1:${port}`, transports, {
+      rejectUnauthorized: false,
+    });
+    if (transports[0] === "websocket") assert.equal(await connections(server), 1);
+    c.close();
+    await once(socket, "close");
+  }
+  await close(server);
+});
+
+test("attach: unhandled upgrades are destroyed after destroyUpgradeTimeout, unless destroyUpgrade is false", async () => {
+  const net = require("node:net");
+  for (const [opts, ends] of [
+    [{ destroyUpgradeTimeout: 50 }, true],
+    [{ destroyUpgrade: false, destroyUpgradeTimeout: 50 }, false],
+  ]) {
+    const server = http.createServer();
+    attach(server, opts);
+    const serverSides = [];
+    server.on("upgrade", (req, socket) => serverSides.push(socket));
+    const port = await listen(server);
+    const sock = net.connect(port, "127.0.0.1");
+    await once(sock, "connect");
+    sock.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: IRC/6.9\r\n\r\n");
+    const ended = await Promise.race([
+      once(sock, "end").then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 300)),
+    ]);
+    assert.equal(ended, ends);
+    sock.destroy();
+    for (const socket of serverSides) socket.destroy();
+    await close(server);
+  }
+});
+
+test("a held poll through the bridge is answered when the server sends", async () => {
+  const server = http.createServer();
+  const engine = attach(server);
+  const port = await listen(server);
+  const conn = once(engine, "connection");
+  const hs = await (
+    await fetch(`http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling`)
+  ).text();
+  const sid = JSON.parse(hs.slice(1)).sid;
+  const [socket] = await conn;
+  const poll = fetch(`http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
+  setTimeout(() => socket.send("late"), 50);
+  assert.equal(await (await poll).text(), "4late");
+  const post = await fetch(
+    `http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+    {
+      method: "POST",
+      body: "4a\x1e4b",
+    },
+  );
+  assert.equal(await post.text(), "ok");
+  engine.close();
+  await close(server);
+});

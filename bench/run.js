@@ -1,0 +1,1051 @@
+#!/usr/bin/env node
+"use strict";
+
+// Side-by-side benchmark: eio-rs (native listen(), attach()) against npm
+// engine.io 6.6.11 (+ bufferutil). See bench/README.md.
+//
+//   node bench/run.js [--quick] [--reps N] [--scenario NAME[,NAME]] [--pin]
+//                     [--servers eio-native,eio-attach,engine.io]
+//                     [--write-results] [--no-build]
+//
+// Each measurement starts its server in a fresh child process
+// (bench/server.js) and drives it with the Rust load generator
+// (bench/loadgen). The server's CPU time (utime + stime) and RSS are read
+// from /proc before and after each measured window.
+
+const { spawn, spawnSync, execFileSync } = require("child_process");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const readline = require("readline");
+
+const BENCH = __dirname;
+const ROOT = path.resolve(BENCH, "..");
+const DEPS = path.join(BENCH, ".deps");
+const LOADGEN_DIR = path.join(BENCH, "loadgen");
+const LOADGEN = path.join(LOADGEN_DIR, "target", "release", "eio-loadgen");
+const SERVER_JS = path.join(BENCH, "server.js");
+const ENGINE_IO_VERSION = "6.6.11";
+const BUFFERUTIL_VERSION = "4.1.0";
+const CLK_TCK = clkTck();
+
+const SERVERS = {
+  "eio-native": "eio-rs listen()",
+  "eio-attach": "eio-rs attach()",
+  "engine.io": `engine.io ${ENGINE_IO_VERSION}`,
+};
+const BASELINE = "engine.io";
+
+// ------------------------------------------------------------------ options
+
+function parseArgs(argv) {
+  const o = {
+    quick: false,
+    reps: null,
+    scenarios: [],
+    pin: false,
+    servers: null,
+    writeResults: false,
+    build: true,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) die(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === "--quick") o.quick = true;
+    else if (a === "--reps") o.reps = Math.max(1, parseInt(val(), 10) || 1);
+    else if (a === "--scenario") o.scenarios.push(...val().split(",").filter(Boolean));
+    else if (a === "--pin") o.pin = true;
+    else if (a === "--servers") o.servers = val().split(",").filter(Boolean);
+    else if (a === "--write-results") o.writeResults = true;
+    else if (a === "--no-build") o.build = false;
+    else if (a === "-h" || a === "--help") {
+      console.log(
+        fs
+          .readFileSync(__filename, "utf8")
+          .split("\n")
+          .slice(3, 14)
+          .join("\n")
+          .replace(/^\/\/ ?/gm, ""),
+      );
+      console.log(
+        `scenarios: ${scenarioList(true)
+          .map((s) => s.name)
+          .join(", ")}`,
+      );
+      process.exit(0);
+    } else die(`unknown option ${a} (see --help)`);
+  }
+  if (o.reps === null) o.reps = o.quick ? 1 : 3;
+  return o;
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/**
+ * The scenarios. `better`: whether a higher or lower value wins.
+ * `targets`: from the issue, checked in RESULTS.md.
+ */
+function scenarioList(quick) {
+  const warmup = quick ? 500 : 2000;
+  const duration = quick ? 2000 : 5000;
+  const echo = ["eio-native", "eio-attach", "engine.io"];
+  const two = ["eio-native", "engine.io"];
+  return [
+    {
+      name: "ws-64",
+      title: "WebSocket echo, 64 B text, 100 connections",
+      kind: "throughput",
+      servers: echo,
+      unit: "msg / server CPU-s",
+      better: "higher",
+      loadgen: [
+        "ws-echo",
+        "--conns",
+        100,
+        "--size",
+        64,
+        "--warmup-ms",
+        warmup,
+        "--duration-ms",
+        duration,
+      ],
+      targets: { native: [">=", 2.0], attach: [">=", 1.8] },
+    },
+    {
+      name: "ws-1k",
+      title: "WebSocket echo, 1 KiB text, 100 connections",
+      kind: "throughput",
+      servers: echo,
+      unit: "msg / server CPU-s",
+      better: "higher",
+      loadgen: [
+        "ws-echo",
+        "--conns",
+        100,
+        "--size",
+        1024,
+        "--warmup-ms",
+        warmup,
+        "--duration-ms",
+        duration,
+      ],
+      targets: { native: [">=", 2.0], attach: [">=", 1.8] },
+    },
+    {
+      name: "ws-16k-bin",
+      title: "WebSocket echo, 16 KiB binary, 50 connections",
+      kind: "throughput",
+      servers: echo,
+      unit: "msg / server CPU-s",
+      better: "higher",
+      loadgen: [
+        "ws-echo",
+        "--conns",
+        50,
+        "--size",
+        16384,
+        "--binary",
+        "--warmup-ms",
+        warmup,
+        "--duration-ms",
+        duration,
+      ],
+      targets: { native: [">=", 1.35] },
+    },
+    {
+      name: "poll-64",
+      title: "Polling echo, 64 B, 50 sessions",
+      kind: "throughput",
+      servers: echo,
+      unit: "msg / server CPU-s",
+      better: "higher",
+      loadgen: [
+        "poll-echo",
+        "--conns",
+        50,
+        "--size",
+        64,
+        "--warmup-ms",
+        warmup,
+        "--duration-ms",
+        duration,
+      ],
+      targets: { native: [">=", 3.8], attach: [">=", 1.5] },
+    },
+    {
+      name: "conn-rate",
+      title: "Connection rate: WebSocket open, open packet, close (50 concurrent)",
+      kind: "throughput",
+      servers: two,
+      unit: "sessions / server CPU-s",
+      better: "higher",
+      loadgen: ["conn-rate", "--conns", 50, "--warmup-ms", warmup, "--duration-ms", duration],
+      targets: { native: [">=", 5.0] },
+    },
+    {
+      name: "idle-mem",
+      title: `Idle memory: RSS slope over ${(quick ? [500, 1000, 2000] : [1000, 2000, 4000, 8000]).join("/")} WebSocket sessions, after GC`,
+      kind: "memory",
+      servers: two,
+      unit: "bytes / session",
+      better: "lower",
+      sessions: quick ? 2000 : 8000,
+      loadgen: [
+        "idle",
+        "--steps",
+        (quick ? [500, 1000, 2000] : [1000, 2000, 4000, 8000]).join(","),
+        "--duration-ms",
+        0,
+      ],
+      targets: { nativeAbs: ["<=", 4096] },
+    },
+    {
+      name: "heartbeat",
+      title: `Heartbeat CPU: ${quick ? 2000 : 8000} idle WebSocket sessions, pingInterval 1000 ms`,
+      kind: "cpu-rate",
+      servers: two,
+      unit: "server CPU ms / s",
+      better: "lower",
+      sessions: quick ? 2000 : 8000,
+      opts: { pingInterval: 1000 },
+      loadgen: [
+        "idle",
+        "--conns",
+        quick ? 2000 : 8000,
+        "--warmup-ms",
+        quick ? 1500 : 3000,
+        "--duration-ms",
+        quick ? 3000 : 10000,
+      ],
+      targets: { native: ["<=", 1 / 3.5] },
+    },
+    {
+      name: "broadcast",
+      title: `Broadcast: one 64 B message to 1000 sessions (${quick ? 20 : 200} broadcasts)`,
+      kind: "broadcast",
+      servers: two,
+      unit: "server CPU ms / broadcast",
+      better: "lower",
+      sessions: 1000,
+      count: quick ? 20 : 200,
+      size: 64,
+      loadgen: ["broadcast", "--conns", 1000, "--count", quick ? 20 : 200, "--size", 64],
+      targets: {},
+    },
+  ];
+}
+
+// ------------------------------------------------------------------ helpers
+
+function die(msg) {
+  console.error(`bench: ${msg}`);
+  process.exit(1);
+}
+
+function clkTck() {
+  try {
+    return parseInt(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }), 10) || 100;
+  } catch (_) {
+    return 100;
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** CPU time (ms, all threads, utime + stime) and RSS (bytes) of `pid`. */
+function sample(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state): utime is field 14, stime field 15.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return {
+    cpuMs: (ticks * 1000) / CLK_TCK,
+    rss: m ? Number(m[1]) * 1024 : NaN,
+    t: performance.now(),
+  };
+}
+
+/** CPU ms per thread name (comm) of the live threads of `pid`. */
+function sampleThreads(pid) {
+  const out = {};
+  let tasks = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch (_) {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const comm = stat
+        .slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
+        .replace(/[0-9]+$/, "")
+        .trim();
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[comm] = (out[comm] || 0) + ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+    } catch (_) {
+      /* thread exited */
+    }
+  }
+  return out;
+}
+
+/** Share of the window's wall time per thread name, e.g. "node 60%, eio-rs 35%". */
+function threadShares(a, b, wallMs) {
+  if (!a || !b) return "";
+  return Object.keys(b)
+    .map((k) => [k, b[k] - (a[k] || 0)])
+    .filter(([, ms]) => ms > 0)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, ms]) => `${k} ${((100 * ms) / wallMs).toFixed(0)}%`)
+    .join(", ");
+}
+
+function median(xs) {
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/** Least-squares slope of y over x. */
+function slope(points) {
+  const n = points.length;
+  if (n < 2) return null;
+  const mx = points.reduce((s, p) => s + p[0], 0) / n;
+  const my = points.reduce((s, p) => s + p[1], 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den ? num / den : null;
+}
+
+function fmt(v, unit) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "—";
+  if (unit === "bytes / session") return `${(v / 1024).toFixed(2)} KiB`;
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en-US");
+  if (Math.abs(v) >= 100) return v.toFixed(0);
+  if (Math.abs(v) >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function cpuSplit(n) {
+  // Server on the first half of the CPUs, load generator on the rest.
+  const half = Math.max(1, Math.floor(n / 2));
+  const range = (a, b) => (a === b ? `${a}` : `${a}-${b}`);
+  return { server: range(0, half - 1), loadgen: range(half, Math.max(half, n - 1)) };
+}
+
+// -------------------------------------------------------------------- setup
+
+function ensureDeps() {
+  const want = path.join(DEPS, "node_modules", "engine.io", "package.json");
+  const bu = path.join(DEPS, "node_modules", "bufferutil", "package.json");
+  if (fs.existsSync(want) && fs.existsSync(bu)) {
+    const v = JSON.parse(fs.readFileSync(want, "utf8")).version;
+    if (v === ENGINE_IO_VERSION) return;
+  }
+  console.log(`bench: installing engine.io@${ENGINE_IO_VERSION} and bufferutil into bench/.deps/`);
+  fs.mkdirSync(DEPS, { recursive: true });
+  fs.writeFileSync(
+    path.join(DEPS, "package.json"),
+    JSON.stringify(
+      {
+        name: "eio-rs-bench-deps",
+        private: true,
+        description: "Installed by bench/run.js; not part of eio-rs",
+        dependencies: { "engine.io": ENGINE_IO_VERSION, bufferutil: BUFFERUTIL_VERSION },
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  const r = spawnSync("npm", ["install", "--no-audit", "--no-fund", "--prefix", DEPS], {
+    cwd: DEPS,
+    stdio: "inherit",
+  });
+  if (r.status !== 0) die("npm install into bench/.deps failed");
+}
+
+function ensureLoadgen(build) {
+  const sources = [path.join(LOADGEN_DIR, "Cargo.toml"), path.join(LOADGEN_DIR, "src", "main.rs")];
+  const fresh =
+    fs.existsSync(LOADGEN) &&
+    sources.every((s) => fs.statSync(s).mtimeMs <= fs.statSync(LOADGEN).mtimeMs);
+  if (fresh || (!build && fs.existsSync(LOADGEN))) return;
+  if (!build) die(`${LOADGEN} is missing (run without --no-build)`);
+  console.log("bench: building the load generator (cargo build --release)");
+  const r = spawnSync(
+    "cargo",
+    ["build", "--release", "--manifest-path", path.join(LOADGEN_DIR, "Cargo.toml")],
+    {
+      stdio: "inherit",
+    },
+  );
+  if (r.status !== 0) die("building bench/loadgen failed");
+}
+
+function fdLimit() {
+  try {
+    const m = /Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/.exec(
+      fs.readFileSync("/proc/self/limits", "utf8"),
+    );
+    if (m) return m[1] === "unlimited" ? Infinity : Number(m[1]);
+  } catch (_) {
+    /* not Linux */
+  }
+  return Infinity;
+}
+
+// -------------------------------------------------------------- the processes
+
+function withPin(cpus, cmd, args) {
+  return cpus ? ["taskset", ["-c", cpus, cmd, ...args]] : [cmd, args];
+}
+
+/** Starts bench/server.js; resolves once it listens. */
+function startServer(kind, opts, cpus) {
+  const [cmd, args] = withPin(cpus, process.execPath, [
+    "--expose-gc",
+    SERVER_JS,
+    kind,
+    JSON.stringify(opts || {}),
+  ]);
+  const child = spawn(cmd, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const waiters = new Map();
+  child.on("message", (msg) => {
+    const key = msg.type === "broadcast" ? `broadcast:${msg.seq}` : msg.type;
+    const w = waiters.get(key);
+    if (w) {
+      waiters.delete(key);
+      w(msg);
+    }
+  });
+  const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  const request = (msg, key, timeoutMs = 30000) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(key);
+        reject(new Error(`server did not answer ${key} in ${timeoutMs} ms`));
+      }, timeoutMs);
+      waiters.set(key, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      if (msg) child.send(msg);
+    });
+  const started = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${kind} did not start in 20 s`)), 20000);
+    waiters.set("ready", (m) => {
+      clearTimeout(timer);
+      waiters.delete("unsupported");
+      resolve(m);
+    });
+    waiters.set("unsupported", (m) => {
+      clearTimeout(timer);
+      waiters.delete("ready");
+      resolve(m);
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${kind} exited before listening (code ${code}, signal ${signal})`));
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (child.connected) child.disconnect();
+    const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+  };
+  return { child, started, request, stop, exited };
+}
+
+/** Runs one scenario against one server kind; returns the measurement. */
+async function runOne(sc, kind, env) {
+  const server = startServer(kind, sc.opts, env.cpus && env.cpus.server);
+  let ready;
+  try {
+    ready = await server.started;
+  } catch (err) {
+    await server.stop();
+    return { error: err.message };
+  }
+  if (ready.type === "unsupported") {
+    await server.stop();
+    return { unsupported: true, message: ready.message };
+  }
+  env.serverInfo[kind] = ready;
+  const pid = ready.pid;
+  const lgArgs = [...sc.loadgen.map(String), "--port", String(ready.port)];
+  if (env.cpus) lgArgs.push("--threads", "1");
+  const [cmd, args] = withPin(env.cpus && env.cpus.loadgen, LOADGEN, lgArgs);
+  const lg = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const lgExit = new Promise((r) => lg.once("exit", (code, signal) => r({ code, signal })));
+  const ctx = {
+    samples: {},
+    lgSamples: {},
+    threads: {},
+    steps: [],
+    bcasts: [],
+    bcastJs: [],
+    result: null,
+    fatal: null,
+  };
+  const bcastWaiters = new Map();
+  let broadcasting = null;
+
+  const ok = () => lg.stdin.write("ok\n");
+  const driveBroadcasts = async () => {
+    ctx.samples.start = sample(pid);
+    ctx.threads.start = sampleThreads(pid);
+    for (let seq = 0; seq < sc.count; seq++) {
+      const line = new Promise((r) => bcastWaiters.set(seq, r));
+      const reply = await server.request(
+        { cmd: "broadcast", seq, size: sc.size },
+        `broadcast:${seq}`,
+      );
+      ctx.bcastJs.push(reply.jsUs);
+      ctx.bcasts.push(await line);
+    }
+    ctx.samples.end = sample(pid);
+    ctx.threads.end = sampleThreads(pid);
+  };
+
+  const handle = async (ev) => {
+    switch (ev.ev) {
+      case "mark":
+        if (ev.name === "start" || ev.name === "end") {
+          ctx.samples[ev.name] = sample(pid);
+          ctx.lgSamples[ev.name] = sample(lg.pid);
+          ctx.threads[ev.name] = sampleThreads(pid);
+        } else if (ev.name === "step") {
+          ctx.steps.push(await memoryStep(server, pid, ev.sessions));
+        } else if (ev.name === "ready") {
+          ok();
+          broadcasting = driveBroadcasts();
+          broadcasting.catch((err) => (ctx.fatal = ctx.fatal || err.message));
+          return;
+        }
+        ok();
+        break;
+      case "bcast": {
+        const w = bcastWaiters.get(ev.seq);
+        bcastWaiters.delete(ev.seq);
+        if (w) w(ev);
+        break;
+      }
+      case "result":
+        ctx.result = ev;
+        break;
+      case "fatal":
+        ctx.fatal = ev.error;
+        break;
+      default:
+        break;
+    }
+  };
+
+  const rl = readline.createInterface({ input: lg.stdout });
+  const limitMs = 300000;
+  const killer = setTimeout(() => {
+    ctx.fatal = ctx.fatal || `load generator still running after ${limitMs / 1000} s`;
+    lg.kill("SIGKILL");
+  }, limitMs);
+  try {
+    for await (const line of rl) {
+      let ev;
+      try {
+        ev = JSON.parse(line);
+      } catch (_) {
+        console.log(`  loadgen: ${line}`);
+        continue;
+      }
+      await handle(ev);
+    }
+  } catch (err) {
+    ctx.fatal = ctx.fatal || err.message;
+  }
+  const { code } = await lgExit;
+  clearTimeout(killer);
+  if (broadcasting) await broadcasting.catch(() => {});
+  const serverDied = server.child.exitCode !== null || server.child.signalCode !== null;
+  await server.stop();
+  if (serverDied)
+    ctx.fatal =
+      ctx.fatal ||
+      `server exited during the run (code ${server.child.exitCode}, signal ${server.child.signalCode})`;
+  if (code !== 0 && !ctx.fatal) ctx.fatal = `load generator exited with ${code}`;
+  return measure(sc, ctx);
+}
+
+/** After `sessions` idle sessions are open: GC in the server, then its RSS. */
+async function memoryStep(server, pid, sessions) {
+  await sleep(300);
+  let reply;
+  for (let i = 0; i < 100; i++) {
+    reply = await server.request({ cmd: "gc" }, "gc");
+    if (reply.clientsCount >= sessions) break;
+    await sleep(100);
+  }
+  await sleep(500);
+  reply = await server.request({ cmd: "gc" }, "gc");
+  await sleep(200);
+  const s = sample(pid);
+  return {
+    sessions,
+    clientsCount: reply.clientsCount,
+    rss: s.rss,
+    heapUsed: reply.memory.heapUsed,
+    external: reply.memory.external,
+  };
+}
+
+function measure(sc, ctx) {
+  const out = { value: null, errors: ctx.result ? ctx.result.errors || 0 : 0, extra: {} };
+  if (ctx.fatal) out.error = ctx.fatal;
+  const r = ctx.result;
+  const { start, end } = ctx.samples;
+  if (sc.kind === "throughput" && r && start && end) {
+    const cpuS = (end.cpuMs - start.cpuMs) / 1000;
+    const wallS = (end.t - start.t) / 1000;
+    out.value = cpuS > 0 ? r.count / cpuS : null;
+    const lgS =
+      ctx.lgSamples.end && ctx.lgSamples.start
+        ? (ctx.lgSamples.end.cpuMs - ctx.lgSamples.start.cpuMs) / 1000
+        : NaN;
+    out.extra = {
+      perSec: r.count / r.secs,
+      cpuPct: (100 * cpuS) / wallS,
+      loadgenCpuPct: (100 * lgS) / wallS,
+      rssMiB: end.rss / 2 ** 20,
+      count: r.count,
+      threads: threadShares(ctx.threads.start, ctx.threads.end, end.t - start.t),
+    };
+  } else if (sc.kind === "cpu-rate" && r && start && end) {
+    const wallS = (end.t - start.t) / 1000;
+    out.value = (end.cpuMs - start.cpuMs) / wallS;
+    out.extra = {
+      pingsPerSec: r.pings / r.secs,
+      rssMiB: end.rss / 2 ** 20,
+      sessions: r.sessions,
+      threads: threadShares(ctx.threads.start, ctx.threads.end, end.t - start.t),
+    };
+  } else if (sc.kind === "memory" && ctx.steps.length >= 2) {
+    out.value = slope(ctx.steps.map((s) => [s.sessions, s.rss]));
+    out.extra = {
+      heapPerSession: slope(ctx.steps.map((s) => [s.sessions, s.heapUsed])),
+      rssMiB: ctx.steps[ctx.steps.length - 1].rss / 2 ** 20,
+      steps: ctx.steps,
+    };
+    const short = ctx.steps.find((s) => s.clientsCount < s.sessions);
+    if (short)
+      out.error = out.error || `server saw ${short.clientsCount} of ${short.sessions} sessions`;
+  } else if (sc.kind === "broadcast" && start && end && ctx.bcasts.length === sc.count) {
+    out.value = (end.cpuMs - start.cpuMs) / sc.count;
+    out.extra = {
+      latencyMs: median(ctx.bcasts.map((b) => b.max_us)) / 1000,
+      p50LatencyMs: median(ctx.bcasts.map((b) => b.p50_us)) / 1000,
+      jsLoopMs: median(ctx.bcastJs) / 1000,
+      rssMiB: end.rss / 2 ** 20,
+      threads: threadShares(ctx.threads.start, ctx.threads.end, (end.t - start.t) * 1).replace(
+        /%/g,
+        "% of wall",
+      ),
+    };
+  }
+  if (out.value === null && !out.error) out.error = "no measurement";
+  return out;
+}
+
+function describeRun(sc, m) {
+  if (m.unsupported) return `n/a (${m.message})`;
+  if (m.value === null) return `FAILED: ${m.error}`;
+  const e = m.extra;
+  let s = `${fmt(m.value, sc.unit)} ${sc.unit}`;
+  if (sc.kind === "throughput")
+    s += `  (${fmt(e.perSec)}/s wall, server CPU ${e.cpuPct.toFixed(0)}% [${e.threads}], loadgen CPU ${e.loadgenCpuPct.toFixed(0)}%, RSS ${e.rssMiB.toFixed(0)} MiB)`;
+  if (sc.kind === "cpu-rate")
+    s += `  (${fmt(e.pingsPerSec)} pings/s, server threads [${e.threads}], RSS ${e.rssMiB.toFixed(0)} MiB)`;
+  if (sc.kind === "memory")
+    s += `  (heap ${fmt(e.heapPerSession)} B/session; RSS ${e.steps.map((x) => `${x.sessions}:${(x.rss / 2 ** 20).toFixed(1)}M`).join(" ")})`;
+  if (sc.kind === "broadcast")
+    s += `  (all 1000 received in ${e.latencyMs.toFixed(2)} ms median, p50 session ${e.p50LatencyMs.toFixed(2)} ms, JS loop ${e.jsLoopMs.toFixed(2)} ms; server threads [${e.threads}])`;
+  if (m.errors) s += `  [${m.errors} loadgen errors]`;
+  if (m.error) s += `  [${m.error}]`;
+  return s;
+}
+
+// ------------------------------------------------------------------- report
+
+function summarize(sc, runs) {
+  const row = {
+    name: sc.name,
+    title: sc.title,
+    unit: sc.unit,
+    better: sc.better,
+    servers: {},
+    targets: sc.targets,
+  };
+  for (const kind of sc.servers) {
+    const rs = runs[kind] || [];
+    if (rs.length && rs.every((r) => r.unsupported)) {
+      row.servers[kind] = { unsupported: true, message: rs[0].message };
+      continue;
+    }
+    const ok = rs.filter((r) => r.value !== null && !r.error && !r.errors);
+    row.servers[kind] = {
+      median: median(ok.map((r) => r.value)),
+      values: rs.map((r) => r.value),
+      failed: rs.length - ok.length,
+      extra: medianExtra(ok.map((r) => r.extra)),
+    };
+  }
+  const base = row.servers[BASELINE] && row.servers[BASELINE].median;
+  for (const kind of sc.servers) {
+    const s = row.servers[kind];
+    if (kind !== BASELINE && s && !s.unsupported && base && s.median !== null)
+      s.ratio = s.median / base;
+  }
+  return row;
+}
+
+function medianExtra(extras) {
+  const out = {};
+  if (!extras.length) return out;
+  for (const k of Object.keys(extras[0])) {
+    if (typeof extras[0][k] === "number") out[k] = median(extras.map((e) => e[k]));
+  }
+  return out;
+}
+
+function cell(row, kind) {
+  const s = row.servers[kind];
+  if (!s) return "—";
+  if (s.unsupported) return "n/a (attach not implemented)";
+  if (s.median === null) return "failed";
+  return fmt(s.median, row.unit) + (s.failed ? ` (${s.failed} failed)` : "");
+}
+
+function ratioCell(row, kind) {
+  const s = row.servers[kind];
+  if (!s || s.unsupported || s.ratio === undefined) return "—";
+  return `${s.ratio.toFixed(2)}×`;
+}
+
+function printTable(rows) {
+  const header = [
+    "scenario",
+    "metric",
+    SERVERS["eio-native"],
+    SERVERS["eio-attach"],
+    SERVERS[BASELINE],
+    "native / e.io",
+    "attach / e.io",
+  ];
+  const lines = rows.map((r) => [
+    r.name,
+    r.unit + (r.better === "lower" ? " (lower is better)" : ""),
+    cell(r, "eio-native"),
+    cell(r, "eio-attach"),
+    cell(r, BASELINE),
+    ratioCell(r, "eio-native"),
+    ratioCell(r, "eio-attach"),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => String(l[i]).length)));
+  const pr = (cols) => console.log(cols.map((c, i) => String(c).padEnd(widths[i])).join("  "));
+  console.log("");
+  pr(header);
+  pr(widths.map((w) => "-".repeat(w)));
+  lines.forEach(pr);
+  const extras = rows.filter((r) => r.name === "broadcast");
+  for (const r of extras) {
+    for (const kind of Object.keys(r.servers)) {
+      const e = r.servers[kind].extra || {};
+      if (e.latencyMs !== undefined)
+        console.log(
+          `broadcast delivery (${SERVERS[kind]}): all 1000 sessions received it in ${e.latencyMs.toFixed(2)} ms (median)`,
+        );
+    }
+  }
+}
+
+function machineInfo(opts) {
+  const cpuinfo = fs.readFileSync("/proc/cpuinfo", "utf8");
+  const model = (/model name\s*:\s*(.*)/.exec(cpuinfo) || [])[1] || os.cpus()[0].model;
+  const tryRun = (cmd, args, cwd) => {
+    try {
+      return execFileSync(cmd, args, {
+        encoding: "utf8",
+        cwd,
+        stdio: ["ignore", "pipe", "ignore"],
+      }).trim();
+    } catch (_) {
+      return "unknown";
+    }
+  };
+  const rev = tryRun("git", ["rev-parse", "--short", "HEAD"], ROOT);
+  const dirty = tryRun(
+    "git",
+    ["status", "--porcelain", "--untracked-files=no", "--", "crates", "src", "lib", "index.js"],
+    ROOT,
+  );
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    nproc: tryRun("nproc", []),
+    cpu: model,
+    memGiB: (os.totalmem() / 2 ** 30).toFixed(0),
+    kernel: os.release(),
+    node: process.version,
+    rustc: tryRun("rustc", ["--version"]),
+    eioRs: rev + (dirty && dirty !== "unknown" ? " (with uncommitted changes)" : ""),
+    quick: opts.quick,
+    reps: opts.reps,
+    pin: !!opts.pin,
+  };
+}
+
+function targetRows(rows) {
+  const by = Object.fromEntries(rows.map((r) => [r.name, r]));
+  const ratio = (n, k = "eio-native") => by[n] && by[n].servers[k] && by[n].servers[k].ratio;
+  const native = (n) => by[n] && by[n].servers["eio-native"];
+  const base = (n) => by[n] && by[n].servers[BASELINE];
+  const r2 = (x) => (x === undefined || x === null ? null : x);
+  const fx = (x) => (x === null || x === undefined ? "—" : `${x.toFixed(2)}×`);
+  const check = (x, op, t) =>
+    x === null || x === undefined ? "—" : (op === ">=" ? x >= t : x <= t) ? "yes" : "no";
+  const attachNA = (n) =>
+    by[n] && by[n].servers["eio-attach"] && by[n].servers["eio-attach"].unsupported;
+  const out = [];
+  for (const n of ["ws-64", "ws-1k"]) {
+    const x = r2(ratio(n));
+    out.push([
+      `WebSocket echo ${n === "ws-64" ? "64 B" : "1 KiB"}, messages per server CPU-second`,
+      "≥ 2.0×",
+      fx(x),
+      check(x, ">=", 2.0),
+    ]);
+  }
+  {
+    const x = r2(ratio("ws-16k-bin"));
+    out.push(["WebSocket echo 16 KiB binary", "≥ 1.35×", fx(x), check(x, ">=", 1.35)]);
+  }
+  {
+    const x = r2(ratio("poll-64"));
+    out.push(["Polling echo 64 B", "≥ 3.8×", fx(x), check(x, ">=", 3.8)]);
+  }
+  {
+    const x = r2(ratio("conn-rate"));
+    out.push([
+      "Connection rate (sessions per server CPU-second)",
+      "≥ 5×",
+      fx(x),
+      check(x, ">=", 5),
+    ]);
+  }
+  {
+    const v = native("idle-mem") && native("idle-mem").median;
+    const b = base("idle-mem") && base("idle-mem").median;
+    out.push([
+      `Idle memory per WebSocket session (engine.io here: ${b ? (b / 1024).toFixed(1) + " KiB" : "—"}; issue: ≈ 10.5 KiB)`,
+      "≤ 4 KiB",
+      v ? `${(v / 1024).toFixed(2)} KiB` : "—",
+      check(v, "<=", 4096),
+    ]);
+  }
+  {
+    const x = r2(ratio("heartbeat"));
+    out.push([
+      `Heartbeat CPU with ${((by.heartbeat && by.heartbeat.title.match(/(\d+) idle/)) || [])[1] || 8000} idle sessions, eio-rs / engine.io`,
+      "≤ 1/3.5 (0.29×)",
+      x ? `${fx(x)} (1/${(1 / x).toFixed(1)})` : "—",
+      check(x, "<=", 1 / 3.5),
+    ]);
+  }
+  for (const [n, t, label] of [
+    ["ws-64", 1.8, "WebSocket"],
+    ["poll-64", 1.5, "polling"],
+  ]) {
+    const x = r2(ratio(n, "eio-attach"));
+    out.push([
+      `attach() mode ${label} echo (${n})`,
+      `≥ ${t}×`,
+      attachNA(n) ? "n/a (attach not implemented)" : fx(x),
+      attachNA(n) ? "—" : check(x, ">=", t),
+    ]);
+  }
+  return out;
+}
+
+function resultsMarkdown(info, rows, runsLog) {
+  const md = [];
+  md.push("# Benchmark results");
+  md.push("");
+  md.push("Written by `node bench/run.js --write-results`; see `bench/README.md` for what each");
+  md.push("scenario measures and the caveats. Ratios are eio-rs / engine.io of medians over the");
+  md.push("repetitions, which were interleaved between the servers in one run.");
+  md.push("");
+  md.push("| | |");
+  md.push("| --- | --- |");
+  md.push(`| date | ${info.date} |`);
+  md.push(
+    `| machine | ${info.nproc} CPUs (nproc), ${info.cpu}, ${info.memGiB} GiB, Linux ${info.kernel} |`,
+  );
+  md.push(`| Node.js | ${info.node} |`);
+  md.push(`| Rust | ${info.rustc} |`);
+  md.push(`| eio-rs | ${info.eioRs} |`);
+  md.push(`| engine.io | ${ENGINE_IO_VERSION} with bufferutil ${BUFFERUTIL_VERSION} |`);
+  md.push(
+    `| run | ${info.quick ? "--quick, " : ""}${info.reps} repetition(s)${info.pin ? ", server and load generator pinned (--pin)" : ", not pinned"} |`,
+  );
+  md.push("");
+  md.push("## Results");
+  md.push("");
+  md.push(
+    `| scenario | metric | ${SERVERS["eio-native"]} | ${SERVERS["eio-attach"]} | ${SERVERS[BASELINE]} | listen() / engine.io | attach() / engine.io |`,
+  );
+  md.push("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const r of rows) {
+    md.push(
+      `| ${r.title} | ${r.unit}${r.better === "lower" ? " (lower is better)" : ""} | ${cell(r, "eio-native")} | ${cell(r, "eio-attach")} | ${cell(r, BASELINE)} | ${ratioCell(r, "eio-native")} | ${ratioCell(r, "eio-attach")} |`,
+    );
+  }
+  md.push("");
+  md.push(
+    "Secondary numbers (medians; wall-clock rates depend on the load generator sharing the machine):",
+  );
+  md.push("");
+  md.push("| scenario | server | detail |");
+  md.push("| --- | --- | --- |");
+  for (const r of rows) {
+    for (const [kind, s] of Object.entries(r.servers)) {
+      if (s.unsupported || !s.extra) continue;
+      const e = s.extra;
+      let d = "";
+      if (e.perSec !== undefined)
+        d = `${fmt(e.perSec)}/s wall-clock at ${e.cpuPct.toFixed(0)}% server CPU (load generator ${e.loadgenCpuPct.toFixed(0)}%), RSS ${e.rssMiB.toFixed(0)} MiB`;
+      else if (e.pingsPerSec !== undefined)
+        d = `${fmt(e.pingsPerSec)} pings/s answered, RSS ${e.rssMiB.toFixed(0)} MiB`;
+      else if (e.heapPerSession !== undefined)
+        d = `JS heap ${fmt(e.heapPerSession)} B/session, RSS ${e.rssMiB.toFixed(0)} MiB at the last step`;
+      else if (e.latencyMs !== undefined)
+        d = `all 1000 sessions received it ${e.latencyMs.toFixed(2)} ms after the first send (median session ${e.p50LatencyMs.toFixed(2)} ms), JS send loop ${e.jsLoopMs.toFixed(2)} ms`;
+      if (d) md.push(`| ${r.name} | ${SERVERS[kind]} | ${d} |`);
+    }
+  }
+  md.push("");
+  md.push("## Against the targets of issue 6");
+  md.push("");
+  md.push("| target | required | measured | met |");
+  md.push("| --- | --- | --- | --- |");
+  for (const t of targetRows(rows)) md.push(`| ${t.join(" | ")} |`);
+  md.push("");
+  md.push("## Every repetition");
+  md.push("");
+  md.push("```");
+  md.push(...runsLog);
+  md.push("```");
+  md.push("");
+  return md.join("\n");
+}
+
+// --------------------------------------------------------------------- main
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (process.platform !== "linux") die("the benchmark reads /proc: Linux only");
+  let scenarios = scenarioList(opts.quick);
+  if (opts.scenarios.length) {
+    const unknown = opts.scenarios.filter((n) => !scenarios.some((s) => s.name === n));
+    if (unknown.length)
+      die(
+        `unknown scenario ${unknown.join(", ")}; known: ${scenarios.map((s) => s.name).join(", ")}`,
+      );
+    scenarios = scenarios.filter((s) => opts.scenarios.includes(s.name));
+  }
+  if (opts.servers) {
+    const unknown = opts.servers.filter((s) => !SERVERS[s]);
+    if (unknown.length)
+      die(`unknown server ${unknown.join(", ")}; known: ${Object.keys(SERVERS).join(", ")}`);
+    for (const sc of scenarios) sc.servers = sc.servers.filter((k) => opts.servers.includes(k));
+  }
+  ensureDeps();
+  ensureLoadgen(opts.build);
+
+  const need = Math.max(0, ...scenarios.map((s) => s.sessions || 0)) + 500;
+  const limit = fdLimit();
+  if (limit < need) {
+    die(
+      `the open-file limit is ${limit}; these scenarios need about ${need} per process. Raise it (ulimit -n ${need}) or use --quick.`,
+    );
+  }
+
+  const ncpu = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  let cpus = null;
+  if (opts.pin) {
+    const hasTaskset = spawnSync("taskset", ["--version"], { stdio: "ignore" }).status === 0;
+    if (!hasTaskset) console.log("bench: --pin ignored: taskset is not available");
+    else if (ncpu < 2) console.log("bench: --pin ignored: fewer than 2 CPUs");
+    else cpus = cpuSplit(ncpu);
+  }
+  const info = machineInfo(opts);
+  console.log(
+    `bench: ${info.nproc} CPUs (${info.cpu}), Node ${info.node}, ${info.rustc}, eio-rs ${info.eioRs}; ` +
+      `${opts.reps} rep(s)${cpus ? `, server on CPU ${cpus.server}, load generator on CPU ${cpus.loadgen}` : ""}`,
+  );
+  const env = { cpus, serverInfo: {} };
+  const rows = [];
+  const runsLog = [];
+  const raw = [];
+  for (const sc of scenarios) {
+    console.log(`\n== ${sc.name}: ${sc.title}`);
+    const runs = {};
+    for (let rep = 0; rep < opts.reps; rep++) {
+      // Interleave the servers, alternating their order between repetitions.
+      const order = rep % 2 ? [...sc.servers].reverse() : sc.servers;
+      for (const kind of order) {
+        if (runs[kind] && runs[kind].length && runs[kind][0].unsupported) {
+          runs[kind].push(runs[kind][0]);
+          continue;
+        }
+        const m = await runOne(sc, kind, env);
+        (runs[kind] = runs[kind] || []).push(m);
+        const line = `${sc.name} rep ${rep + 1}/${opts.reps} ${SERVERS[kind]}: ${describeRun(sc, m)}`;
+        console.log(`  ${line}`);
+        runsLog.push(line);
+        raw.push({ scenario: sc.name, rep, server: kind, ...m });
+        await sleep(300);
+      }
+    }
+    rows.push(summarize(sc, runs));
+  }
+  printTable(rows);
+  const ei = env.serverInfo[BASELINE];
+  if (ei)
+    console.log(
+      `engine.io ${ei.version}, ws ${ei.ws}, bufferutil: ${ei.bufferutil ? "yes" : "NOT FOUND"}`,
+    );
+  fs.writeFileSync(
+    path.join(BENCH, "last-run.json"),
+    JSON.stringify({ info, rows, raw }, null, 2) + "\n",
+  );
+  if (opts.writeResults) {
+    fs.writeFileSync(path.join(BENCH, "RESULTS.md"), resultsMarkdown(info, rows, runsLog));
+    console.log("bench: wrote bench/RESULTS.md");
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

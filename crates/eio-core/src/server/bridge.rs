@@ -1,0 +1,311 @@
+//! The bridge front end: requests and upgrades that another HTTP server (the
+//! user's Node server) parsed. Polling bodies arrive as chunks; upgraded
+//! connections arrive as a socket the engine now owns (a duplicated file
+//! descriptor) or as a byte stream the application carries (TLS).
+
+use crate::engine::{Engine, Event, RequestInfo};
+use crate::transport::polling;
+use crate::transport::websocket::{self, Refusal};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+/// A request body fed chunk by chunk; it ends when the sender is dropped.
+#[derive(Debug)]
+pub struct ChannelBody {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+}
+
+impl ChannelBody {
+    /// A body and the sender that feeds it.
+    pub fn new() -> (mpsc::UnboundedSender<Bytes>, Self) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (tx, ChannelBody { rx })
+    }
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// Serves an upgrade request on a connection the engine now owns: checks it
+/// (hooks but middlewares, which the bridge ran), writes the 101 or
+/// engine.io's 400, then runs the WebSocket. `head` is what the HTTP server
+/// read past the request headers.
+pub async fn serve_upgrade<S>(
+    engine: Engine,
+    info: Arc<RequestInfo>,
+    mut stream: S,
+    head: Vec<u8>,
+    mut extra: Vec<(String, String)>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (ticket, headers) = match websocket::prepare(&engine, &info, false).await {
+        Ok(t) => t,
+        Err(Refusal::Destroy) => {
+            engine.request_done(&info);
+            return;
+        }
+        Err(Refusal::Error(error)) => {
+            engine.request_done(&info);
+            let _ = stream
+                .write_all(abort_upgrade(error.client_message()).as_bytes())
+                .await;
+            let _ = stream.shutdown().await;
+            engine.report_error(info, error);
+            return;
+        }
+    };
+    let Some(accept) = websocket::accept_key(&info) else {
+        engine.request_done(&info);
+        let _ = stream
+            .write_all(abort_upgrade("Bad Request").as_bytes())
+            .await;
+        let _ = stream.shutdown().await;
+        return;
+    };
+    // The `headers` listeners saw the middlewares' headers and returned the set.
+    extra.retain(|(k, _)| !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(k)));
+    extra.extend(headers);
+    let mut res = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+    );
+    for (k, v) in &extra {
+        if !k.contains(['\r', '\n']) && !v.contains(['\r', '\n']) {
+            res.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    res.push_str("\r\n");
+    if stream.write_all(res.as_bytes()).await.is_err() {
+        engine.request_done(&info);
+        return;
+    }
+    let config = websocket::config(&engine);
+    let ws = WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
+    websocket::serve(engine, ticket, info, ws).await;
+}
+
+/// engine.io's `abortUpgrade`: a 400 whose body is the message.
+fn abort_upgrade(message: &str) -> String {
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\nContent-Length: {}\r\n\r\n{message}",
+        message.len()
+    )
+}
+
+/// Requests and connections in flight through the bridge.
+#[derive(Default)]
+pub struct Bridge {
+    bodies: Mutex<HashMap<u64, mpsc::UnboundedSender<Bytes>>>,
+    tasks: Mutex<HashMap<u64, AbortHandle>>,
+    conns: Mutex<HashMap<u64, mpsc::UnboundedSender<Bytes>>>,
+}
+
+/// The request as Node parsed it.
+pub struct NodeRequest {
+    /// `req.method`.
+    pub method: String,
+    /// `req.url`.
+    pub url: String,
+    /// `req.httpVersion`.
+    pub http_version: String,
+    /// `rawHeaders`: `[name, value, ...]`.
+    pub raw_headers: Vec<String>,
+    /// The peer's address.
+    pub remote_address: String,
+    /// The peer's port.
+    pub remote_port: u32,
+}
+
+impl NodeRequest {
+    fn into_info(self, id: u64) -> RequestInfo {
+        let mut it = self.raw_headers.into_iter();
+        let mut headers = Vec::new();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            headers.push((k.to_ascii_lowercase(), v));
+        }
+        let remote = self
+            .remote_address
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.remote_port as u16));
+        let version = if self.http_version == "1.0" {
+            "1.0"
+        } else {
+            "1.1"
+        };
+        let mut info = RequestInfo::new(self.method, self.url, version, headers, remote);
+        info.id = id;
+        info.held_by_app = true;
+        info
+    }
+}
+
+impl Bridge {
+    /// Starts serving a polling request; returns its id. Its response comes
+    /// as an [`Event::Response`].
+    pub fn request(self: &Arc<Self>, engine: &Engine, req: NodeRequest) -> u64 {
+        let id = engine.next_id();
+        let info = Arc::new(req.into_info(id));
+        let (tx, body) = ChannelBody::new();
+        self.bodies.lock().insert(id, tx);
+        let bridge = self.clone();
+        let e = engine.clone();
+        let mut tasks = self.tasks.lock();
+        let task = engine.runtime().spawn(async move {
+            let response = polling::handle(&e, info, body, false).await;
+            bridge.bodies.lock().remove(&id);
+            bridge.tasks.lock().remove(&id);
+            e.events().push(Event::Response {
+                request: id,
+                response,
+            });
+        });
+        tasks.insert(id, task.abort_handle());
+        id
+    }
+
+    /// A chunk of a request body.
+    pub fn body(&self, id: u64, chunk: Bytes) {
+        if let Some(tx) = self.bodies.lock().get(&id) {
+            let _ = tx.send(chunk);
+        }
+    }
+
+    /// The request body ended.
+    pub fn body_end(&self, id: u64) {
+        self.bodies.lock().remove(&id);
+    }
+
+    /// The client went away before the response: drop the request, which
+    /// closes a held poll's session with `transport error`, as engine.io does.
+    pub fn abort(&self, id: u64) {
+        self.bodies.lock().remove(&id);
+        if let Some(task) = self.tasks.lock().remove(&id) {
+            task.abort();
+        }
+    }
+
+    /// Takes over an upgraded plain TCP socket: duplicates `fd`, so Node may
+    /// destroy its handle while the connection stays open for the engine.
+    #[cfg(unix)]
+    pub fn upgrade_fd(
+        &self,
+        engine: &Engine,
+        req: NodeRequest,
+        fd: i32,
+        head: Vec<u8>,
+        extra: Vec<(String, String)>,
+    ) -> std::io::Result<u64> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: `fd` is the open descriptor of Node's socket; dup gives the
+        // engine its own descriptor for the same connection.
+        let dup = unsafe { libc::dup(fd) };
+        if dup < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+        let std = unsafe { std::net::TcpStream::from_raw_fd(dup) };
+        std.set_nonblocking(true)?;
+        let stream = {
+            let _enter = engine.runtime().enter();
+            tokio::net::TcpStream::from_std(std)?
+        };
+        let _ = stream.set_nodelay(true);
+        let id = engine.next_id();
+        let info = Arc::new(req.into_info(id));
+        engine
+            .runtime()
+            .spawn(serve_upgrade(engine.clone(), info, stream, head, extra));
+        Ok(id)
+    }
+
+    /// Serves an upgraded connection whose bytes JS carries (TLS and other
+    /// streams that have no descriptor to take over). Bytes from the client
+    /// come through [`Bridge::data`]; bytes to it as [`Event::BridgeWrite`].
+    pub fn upgrade_bytes(
+        &self,
+        engine: &Engine,
+        req: NodeRequest,
+        head: Vec<u8>,
+        extra: Vec<(String, String)>,
+    ) -> u64 {
+        let id = engine.next_id();
+        let info = Arc::new(req.into_info(id));
+        let (engine_side, app_side) = tokio::io::duplex(64 * 1024);
+        let (mut app_read, mut app_write) = tokio::io::split(app_side);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        self.conns.lock().insert(id, tx);
+        let rt = engine.runtime();
+        rt.spawn(serve_upgrade(
+            engine.clone(),
+            info,
+            engine_side,
+            head,
+            extra,
+        ));
+        rt.spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                if app_write.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            let _ = app_write.shutdown().await;
+        });
+        let events = engine.events().clone();
+        rt.spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match app_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => events.push(Event::BridgeWrite {
+                        conn: id,
+                        data: Bytes::copy_from_slice(&buf[..n]),
+                        end: false,
+                    }),
+                }
+            }
+            events.push(Event::BridgeWrite {
+                conn: id,
+                data: Bytes::new(),
+                end: true,
+            });
+        });
+        id
+    }
+
+    /// Bytes from the client of a carried connection.
+    pub fn data(&self, id: u64, chunk: Bytes) {
+        if let Some(tx) = self.conns.lock().get(&id) {
+            let _ = tx.send(chunk);
+        }
+    }
+
+    /// The client side of a carried connection ended.
+    pub fn end(&self, id: u64) {
+        self.conns.lock().remove(&id);
+    }
+}
