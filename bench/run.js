@@ -259,7 +259,12 @@ function sleep(ms) {
 
 /** CPU time (ms, all threads, utime + stime) and RSS (bytes) of `pid`. */
 function sample(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  let stat;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch (_) {
+    throw new Error(`process ${pid} exited during the run`);
+  }
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // fields[0] is field 3 (state): utime is field 14, stime field 15.
   const ticks = Number(fields[11]) + Number(fields[12]);

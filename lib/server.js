@@ -25,6 +25,7 @@ const HOOK = 12;
 const REQUEST_DONE = 13;
 const RESPONSE = 14;
 const BRIDGE_WRITE = 15;
+const FLUSH = 16;
 
 // Hook kinds (HOOK events) and the mask bits that turn them on (HookSet).
 const HOOK_MIDDLEWARES = 0;
@@ -344,6 +345,22 @@ class Server extends EventEmitter {
             if (socket) kind === UPGRADING ? socket._onUpgrading(name) : socket._onUpgrade(name);
             break;
           }
+          case FLUSH: {
+            const socket = this._sockets.get(ev[i + 1]);
+            const flat = ev[i + 2];
+            i += 3;
+            if (socket) {
+              const packets = [];
+              for (let k = 0; k < flat.length; k += 2) {
+                const packet = { type: flat[k] };
+                if (flat[k + 1] !== undefined) packet.data = flat[k + 1];
+                packets.push(packet);
+              }
+              socket.emit("flush", packets);
+              this.emit("flush", socket, packets);
+            }
+            break;
+          }
           case DRAIN: {
             const socket = this._sockets.get(ev[i + 1]);
             const callbacks = ev[i + 2];
@@ -518,7 +535,13 @@ class Server extends EventEmitter {
     this._sockets.set(handle, socket);
     this.clients[sid] = socket;
     this.clientsCount++;
-    this.emit("connection", socket);
+    try {
+      this.emit("connection", socket);
+    } finally {
+      // The handshake goes out only now, so that the client never sees
+      // `open` before the `connection` handlers ran (as with engine.io).
+      this._native.ackOpen(handle);
+    }
   }
 
   _onClose(handle, reason, description) {
@@ -564,6 +587,9 @@ function bindingOptions(opts) {
     path: computePath(opts),
     destroyUpgrade: opts.destroyUpgrade !== false,
     destroyUpgradeTimeout: Number(opts.destroyUpgradeTimeout || 1000),
+    httpCompressionThreshold: opts.httpCompression
+      ? Number(opts.httpCompression.threshold !== undefined ? opts.httpCompression.threshold : 1024)
+      : undefined,
   };
 }
 

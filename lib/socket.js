@@ -8,7 +8,7 @@ const LISTEN = {
   packetCreate: 2,
   heartbeat: 4,
   drain: 8,
-  flush: 8,
+  flush: 16,
 };
 
 /**
@@ -61,7 +61,11 @@ class Socket extends EventEmitter {
     this.upgraded = false;
     this._handle = handle;
     this._readyState = "open";
-    this._callbacks = [];
+    // Send callbacks not yet due, oldest first (engine.io's name).
+    this.packetsFn = [];
+    // engine.io keeps flushed-but-unsent callbacks apart; here the engine
+    // reports them together with packetsFn, so this stays empty.
+    this.sentCallbackFn = [];
     this._upgradingTransport = null;
     this.transport = new Transport(this, transportName);
     this.on("newListener", (event) => server._listenerAdded(event));
@@ -96,8 +100,12 @@ class Socket extends EventEmitter {
     }
     if (this._readyState === "closing" || this._readyState === "closed") return this;
     const hasCallback = typeof callback === "function";
-    if (this.server._native.send(this._handle, toWire(data), hasCallback) && hasCallback) {
-      this._callbacks.push(callback);
+    const compress = !options || options.compress !== false;
+    if (
+      this.server._native.send(this._handle, toWire(data), compress, hasCallback) &&
+      hasCallback
+    ) {
+      this.packetsFn.push(callback);
     }
     return this;
   }
@@ -124,7 +132,7 @@ class Socket extends EventEmitter {
 
   _onDrain(callbacks) {
     if (callbacks > 0) {
-      const due = this._callbacks.splice(0, callbacks);
+      const due = this.packetsFn.splice(0, callbacks);
       for (const fn of due) fn(this.transport);
     }
     this.transport.emit("drain");
@@ -158,7 +166,7 @@ class Socket extends EventEmitter {
   _onClose(reason, description) {
     if (this._readyState === "closed") return;
     this._readyState = "closed";
-    this._callbacks = [];
+    this.packetsFn = [];
     this.transport._close();
     this._onUpgradeAborted();
     let desc;

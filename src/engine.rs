@@ -158,7 +158,13 @@ impl BindingEngine {
     /// Queues a message for a session. Returns false if the session is gone
     /// or closing (engine.io drops the message then too).
     #[napi(catch_unwind)]
-    pub fn send(&self, handle: f64, data: Either<String, BufferSlice>, callback: bool) -> bool {
+    pub fn send(
+        &self,
+        handle: f64,
+        data: Either<String, BufferSlice>,
+        compress: bool,
+        callback: bool,
+    ) -> bool {
         let Some(session) = self.engine().session(handle as u64) else {
             return false;
         };
@@ -166,7 +172,15 @@ impl BindingEngine {
             Either::A(s) => PacketData::Text(Str::from(s)),
             Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
         };
-        session.send(data, callback)
+        session.send(data, compress, callback)
+    }
+
+    /// The `connection` handlers ran: the session's handshake may go out.
+    #[napi(catch_unwind)]
+    pub fn ack_open(&self, handle: f64) {
+        if let Some(session) = self.engine().session(handle as u64) {
+            session.ack_open();
+        }
     }
 
     /// engine.io's `socket.close(discard)`.

@@ -25,6 +25,7 @@ pub mod kind {
     pub const REQUEST_DONE: u32 = 13;
     pub const RESPONSE: u32 = 14;
     pub const BRIDGE_WRITE: u32 = 15;
+    pub const FLUSH: u32 = 16;
 }
 
 /// Hook kinds of a `HOOK` event, mirrored in index.js.
@@ -141,6 +142,23 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 w.push(kind::UPGRADE)?;
                 w.push(handle as f64)?;
                 w.push(transport)?;
+            }
+            Event::Flush { handle, packets } => {
+                w.push(kind::FLUSH)?;
+                w.push(handle as f64)?;
+                let mut list = env.create_array(packets.len() as u32 * 2)?;
+                for (i, p) in packets.into_iter().enumerate() {
+                    list.set(i as u32 * 2, p.kind.name())?;
+                    match p.data {
+                        PacketData::Empty => list.set(i as u32 * 2 + 1, ())?,
+                        PacketData::Text(s) => list.set(i as u32 * 2 + 1, s.as_str())?,
+                        PacketData::Binary(b) => {
+                            let buf = BufferSlice::from_data(env, Vec::from(b))?;
+                            list.set(i as u32 * 2 + 1, &buf)?;
+                        }
+                    }
+                }
+                w.push(list)?;
             }
             Event::Drain { handle, callbacks } => {
                 w.push(kind::DRAIN)?;

@@ -33,6 +33,8 @@ pub struct BindingOptions {
     pub destroy_upgrade: bool,
     /// `destroyUpgradeTimeout`, in ms.
     pub destroy_upgrade_timeout: f64,
+    /// `httpCompression.threshold`, or none when compression is off.
+    pub http_compression_threshold: Option<f64>,
 }
 
 fn millis(name: &str, v: f64) -> napi::Result<Duration> {
@@ -82,6 +84,7 @@ impl TryFrom<BindingOptions> for (Config, RouteOptions) {
             allow_upgrades: o.allow_upgrades,
             allow_eio3: o.allow_eio3,
             initial_packet,
+            http_compression: o.http_compression_threshold.map(|t| t.max(0.0) as usize),
             ..Config::default()
         };
         let routes = RouteOptions {

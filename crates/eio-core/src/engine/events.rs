@@ -66,6 +66,13 @@ pub enum Event {
         /// The new transport's name.
         transport: &'static str,
     },
+    /// Packets go to the transport (only while [`Listen::FLUSH`] is set).
+    Flush {
+        /// The session.
+        handle: Handle,
+        /// The packets.
+        packets: Vec<Packet>,
+    },
     /// Packets were handed to the transport; `callbacks` send callbacks are due.
     Drain {
         /// The session.
@@ -151,6 +158,8 @@ impl Listen {
     pub const HEARTBEAT: u32 = 4;
     /// `drain` events after every flush (not only those with callbacks).
     pub const DRAIN: u32 = 8;
+    /// `flush` events, with the packets.
+    pub const FLUSH: u32 = 16;
 
     /// Replaces the set of listened events.
     pub fn set(&self, mask: u32) {

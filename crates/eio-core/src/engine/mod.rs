@@ -77,6 +77,9 @@ pub struct Config {
     /// How long a polling session waits for a poll to deliver the close
     /// packet before closing anyway (engine.io: 30 s).
     pub polling_close_timeout: Duration,
+    /// `httpCompression`: the size from which polling responses are
+    /// compressed, or `None` when it is off.
+    pub http_compression: Option<usize>,
 }
 
 impl Default for Config {
@@ -92,6 +95,7 @@ impl Default for Config {
             allow_eio3: false,
             initial_packet: None,
             polling_close_timeout: Duration::from_secs(30),
+            http_compression: Some(1024),
         }
     }
 }

@@ -55,7 +55,7 @@ impl WsLink {
 #[derive(Debug, Default)]
 pub(crate) struct PollingState {
     /// The held GET: its id and where to send the packets that answer it.
-    get: Option<(u64, oneshot::Sender<Vec<Packet>>)>,
+    get: Option<(u64, oneshot::Sender<Batch>)>,
     /// A POST is being read.
     post: bool,
     /// The next poll carries the close packet, then the session closes.
@@ -86,15 +86,43 @@ struct State {
     buffer: Vec<Packet>,
     /// Send callbacks carried by the packets in `buffer`.
     buffer_callbacks: u32,
+    /// Whether a packet in `buffer` may be compressed (engine.io compresses
+    /// a polling payload when any of its packets allows it).
+    buffer_compress: bool,
+    /// Nothing is written before the application has run its `connection`
+    /// handlers, so a client never sees `open` before the server does.
+    acked: bool,
+    /// How many packets at the head of `buffer` form the handshake (open and
+    /// initial packet): the handshake poll carries only those, as in engine.io.
+    open_packets: usize,
+    /// `close(discard)` called by a `connection` handler, run once acked.
+    close_on_ack: Option<bool>,
     tasks: Vec<AbortHandle>,
+}
+
+/// Packets for one write, and whether they may be compressed.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) packets: Vec<Packet>,
+    pub(crate) compress: bool,
+}
+
+impl Batch {
+    /// A lone control packet (noop, close), never compressed.
+    fn control(kind: PacketType) -> Self {
+        Batch {
+            packets: vec![Packet::empty(kind)],
+            compress: false,
+        }
+    }
 }
 
 /// What a GET finds when it arrives.
 pub(crate) enum PollStart {
     /// Answer right away with these packets.
-    Ready(Vec<Packet>),
+    Ready(Batch),
     /// Wait for packets; the id identifies this GET.
-    Wait(u64, oneshot::Receiver<Vec<Packet>>),
+    Wait(u64, oneshot::Receiver<Batch>),
     /// Another GET is held: 400, and the session closed with `transport error`.
     Overlap,
     /// The session is gone.
@@ -161,6 +189,10 @@ impl Session {
                 upgraded: false,
                 buffer: Vec::new(),
                 buffer_callbacks: 0,
+                buffer_compress: false,
+                acked: false,
+                open_packets: 0,
+                close_on_ack: None,
                 tasks: Vec::new(),
             }),
             heartbeat: Notify::new(),
@@ -219,17 +251,19 @@ impl Session {
 
     /// Queues a `message` packet (engine.io's `socket.send`). Returns false
     /// when the session is closing or closed, where engine.io drops it too.
-    pub fn send(&self, data: PacketData, callback: bool) -> bool {
-        self.send_packet(
-            Packet {
-                kind: PacketType::Message,
-                data,
-            },
-            callback,
-        )
+    pub fn send(&self, data: PacketData, compress: bool, callback: bool) -> bool {
+        let packet = Packet {
+            kind: PacketType::Message,
+            data,
+        };
+        self.queue(packet, compress, callback)
     }
 
     pub(crate) fn send_packet(&self, packet: Packet, callback: bool) -> bool {
+        self.queue(packet, true, callback)
+    }
+
+    fn queue(&self, packet: Packet, compress: bool, callback: bool) -> bool {
         let mut st = self.state.lock();
         if st.ready != ReadyState::Open {
             return false;
@@ -241,11 +275,25 @@ impl Session {
             });
         }
         st.buffer.push(packet);
+        st.buffer_compress |= compress;
         if callback {
             st.buffer_callbacks += 1;
         }
         self.flush(&mut st);
         true
+    }
+
+    /// The application has run its `connection` handlers: the handshake
+    /// may go out now.
+    pub fn ack_open(&self) {
+        let mut st = self.state.lock();
+        if !st.acked {
+            st.acked = true;
+            self.flush(&mut st);
+            if let Some(discard) = st.close_on_ack.take() {
+                self.close_transport(&mut st, discard);
+            }
+        }
     }
 
     pub(crate) fn queue_open(&self, open: Str, initial: Option<PacketData>) {
@@ -257,12 +305,37 @@ impl Session {
                 data,
             });
         }
+        st.open_packets = st.buffer.len();
         self.flush(&mut st);
+    }
+
+    /// Takes what the next write carries: the handshake packets alone when
+    /// they are still pending (polling), else the whole buffer. Reports the
+    /// flush to the application when it listens.
+    fn take_batch(&self, st: &mut State, whole: bool) -> (Vec<Packet>, bool) {
+        let open = std::mem::take(&mut st.open_packets);
+        let packets = if open > 0 && !whole && open < st.buffer.len() {
+            st.buffer.drain(..open).collect()
+        } else {
+            std::mem::take(&mut st.buffer)
+        };
+        let compress = if st.buffer.is_empty() {
+            std::mem::take(&mut st.buffer_compress)
+        } else {
+            st.buffer_compress
+        };
+        if self.listens(Listen::FLUSH) {
+            self.emit(Event::Flush {
+                handle: self.handle,
+                packets: packets.clone(),
+            });
+        }
+        (packets, compress)
     }
 
     /// Hands the buffer to the transport if it can take it.
     fn flush(&self, st: &mut State) {
-        if st.ready == ReadyState::Closed || st.buffer.is_empty() {
+        if st.ready == ReadyState::Closed || st.buffer.is_empty() || !st.acked {
             return;
         }
         let probed = matches!(st.upgrade, Upgrade::Probed(_));
@@ -274,11 +347,11 @@ impl Session {
                 }
                 if let Some((_, tx)) = p.get.take() {
                     let close = std::mem::take(&mut p.should_close);
-                    let mut packets = std::mem::take(&mut st.buffer);
+                    let (mut packets, compress) = self.take_batch(st, close);
                     if close {
                         packets.push(Packet::empty(PacketType::Close));
                     }
-                    let _ = tx.send(packets);
+                    let _ = tx.send(Batch { packets, compress });
                     self.drained(st);
                     if close {
                         self.close_locked(st, CloseReason::ForcedClose, None);
@@ -322,15 +395,15 @@ impl Session {
             return PollStart::Overlap;
         }
         if probed {
-            return PollStart::Ready(vec![Packet::empty(PacketType::Noop)]);
+            return PollStart::Ready(Batch::control(PacketType::Noop));
         }
-        if st.buffer.is_empty() && !p.should_close {
+        if !st.acked || (st.buffer.is_empty() && !p.should_close) {
             let (tx, rx) = oneshot::channel();
             p.get = Some((id, tx));
             return PollStart::Wait(id, rx);
         }
         let close = std::mem::take(&mut p.should_close);
-        let mut packets = std::mem::take(&mut st.buffer);
+        let (mut packets, compress) = self.take_batch(st, close);
         if close {
             packets.push(Packet::empty(PacketType::Close));
         }
@@ -338,7 +411,7 @@ impl Session {
         if close {
             self.close_locked(st, CloseReason::ForcedClose, None);
         }
-        PollStart::Ready(packets)
+        PollStart::Ready(Batch { packets, compress })
     }
 
     /// A held GET ended without an answer: the client went away.
@@ -446,10 +519,10 @@ impl Session {
         match &st.slot {
             Slot::WebSocket(link) if link.id == id => {
                 let close = st.ready == ReadyState::Closed;
-                if st.buffer.is_empty() {
+                if st.buffer.is_empty() || (!st.acked && !close) {
                     return if close { WsBatch::Close } else { WsBatch::Idle };
                 }
-                let packets = std::mem::take(&mut st.buffer);
+                let (packets, _) = self.take_batch(&mut st, true);
                 let callbacks = std::mem::take(&mut st.buffer_callbacks);
                 WsBatch::Write {
                     packets,
@@ -504,7 +577,7 @@ impl Session {
         st.upgrade = Upgrade::Probed(link);
         if let Slot::Polling(p) = &mut st.slot {
             if let Some((_, tx)) = p.get.take() {
-                let _ = tx.send(vec![Packet::empty(PacketType::Noop)]);
+                let _ = tx.send(Batch::control(PacketType::Noop));
             }
         }
         self.emit(Event::Upgrading {
@@ -527,7 +600,7 @@ impl Session {
         st.upgrade = Upgrade::None;
         if let Slot::Polling(p) = &mut st.slot {
             if let Some((_, tx)) = p.get.take() {
-                let _ = tx.send(vec![Packet::empty(PacketType::Noop)]);
+                let _ = tx.send(Batch::control(PacketType::Noop));
             }
         }
         st.slot = Slot::WebSocket(link.clone());
@@ -638,7 +711,7 @@ impl Session {
         match &mut st.slot {
             Slot::Polling(p) => {
                 if let Some((_, tx)) = p.get.take() {
-                    let _ = tx.send(vec![Packet::empty(PacketType::Close)]);
+                    let _ = tx.send(Batch::control(PacketType::Close));
                 }
                 st.buffer.clear();
                 st.buffer_callbacks = 0;
@@ -671,18 +744,27 @@ impl Session {
             _ => {}
         }
         st.ready = ReadyState::Closing;
+        if !st.acked && !discard {
+            // Called from a `connection` handler: the handshake goes first.
+            st.close_on_ack = Some(discard);
+            return;
+        }
+        self.close_transport(&mut st, discard);
+    }
+
+    fn close_transport(&self, st: &mut State, discard: bool) {
         match &mut st.slot {
-            Slot::WebSocket(_) => self.close_locked(&mut st, CloseReason::ForcedClose, None),
+            Slot::WebSocket(_) => self.close_locked(st, CloseReason::ForcedClose, None),
             Slot::Polling(p) => {
                 if let Some((_, tx)) = p.get.take() {
-                    let _ = tx.send(vec![Packet::empty(PacketType::Close)]);
-                    self.close_locked(&mut st, CloseReason::ForcedClose, None);
+                    let _ = tx.send(Batch::control(PacketType::Close));
+                    self.close_locked(st, CloseReason::ForcedClose, None);
                 } else if discard {
-                    self.close_locked(&mut st, CloseReason::ForcedClose, None);
+                    self.close_locked(st, CloseReason::ForcedClose, None);
                 } else {
                     // The next poll takes the buffer and the close packet.
                     p.should_close = true;
-                    self.close_later(&mut st);
+                    self.close_later(st);
                 }
             }
         }

@@ -57,6 +57,21 @@ where
     res
 }
 
+#[cfg(test)]
+mod tests {
+    use super::preferred_encoding;
+
+    #[test]
+    fn encoding_follows_client_preference() {
+        assert_eq!(preferred_encoding("gzip, deflate"), Some("gzip"));
+        assert_eq!(preferred_encoding("deflate, gzip"), Some("deflate"));
+        assert_eq!(preferred_encoding("gzip;q=0.5, deflate"), Some("deflate"));
+        assert_eq!(preferred_encoding("br"), None);
+        assert_eq!(preferred_encoding("gzip;q=0"), None);
+        assert_eq!(preferred_encoding("*"), Some("gzip"));
+    }
+}
+
 async fn handle_inner<B>(
     engine: &Engine,
     req: &Arc<RequestInfo>,
@@ -145,18 +160,18 @@ impl Drop for HeldPoll<'_> {
 
 async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> HttpResponse {
     let id = engine.next_id();
-    let packets = match session.poll_start(id) {
-        PollStart::Ready(packets) => packets,
+    let batch = match session.poll_start(id) {
+        PollStart::Ready(batch) => batch,
         PollStart::Wait(id, rx) => {
             let mut held = HeldPoll {
                 session,
                 id,
                 armed: true,
             };
-            let packets = rx.await;
+            let batch = rx.await;
             held.armed = false;
-            match packets {
-                Ok(p) => p,
+            match batch {
+                Ok(b) => b,
                 Err(_) => return HttpResponse::empty(400),
             }
         }
@@ -168,7 +183,67 @@ async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> Htt
             ))
         }
     };
-    payload_response(session.protocol, req.query("b64").is_none(), &packets)
+    let res = payload_response(session.protocol, req.query("b64").is_none(), &batch.packets);
+    match engine.config().http_compression {
+        Some(threshold) if batch.compress && res.body.len() >= threshold => compress(res, req),
+        _ => res,
+    }
+}
+
+/// engine.io's `httpCompression`: gzip or deflate, as the client prefers.
+fn compress(mut res: HttpResponse, req: &RequestInfo) -> HttpResponse {
+    use flate2::write::{GzEncoder, ZlibEncoder};
+    use std::io::Write;
+    let Some(encoding) = req.header("accept-encoding").and_then(preferred_encoding) else {
+        return res;
+    };
+    let out = Vec::with_capacity(res.body.len() / 2);
+    let level = flate2::Compression::default();
+    let body = if encoding == "gzip" {
+        let mut e = GzEncoder::new(out, level);
+        e.write_all(&res.body).and_then(|_| e.finish())
+    } else {
+        let mut e = ZlibEncoder::new(out, level);
+        e.write_all(&res.body).and_then(|_| e.finish())
+    };
+    match body {
+        Ok(b) => {
+            res.body = Bytes::from(b);
+            res.headers
+                .push(("Content-Encoding".into(), encoding.into()));
+            res
+        }
+        Err(_) => HttpResponse::empty(500),
+    }
+}
+
+/// `gzip` or `deflate`, whichever the client ranks higher in
+/// `Accept-Encoding` (earlier wins a tie, `*` stands for both), if any.
+pub fn preferred_encoding(header: &str) -> Option<&'static str> {
+    let mut best: Option<(&'static str, f32, usize)> = None;
+    for (pos, part) in header.split(',').enumerate() {
+        let mut it = part.split(';');
+        let name = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = it
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|v| v.trim().parse::<f32>().ok())
+            })
+            .unwrap_or(1.0);
+        let candidates: &[&'static str] = match name.as_str() {
+            "gzip" => &["gzip"],
+            "deflate" => &["deflate"],
+            "*" => &["gzip", "deflate"],
+            _ => &[],
+        };
+        for &c in candidates {
+            if q > 0.0 && best.is_none_or(|(_, bq, _)| q > bq) {
+                best = Some((c, q, pos));
+            }
+        }
+    }
+    best.map(|(c, _, _)| c)
 }
 
 /// The response carrying `packets` to the client. v3 clients that did not
