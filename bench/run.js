@@ -190,7 +190,7 @@ function scenarioList(quick) {
       title: `Idle memory: RSS slope over ${(quick ? [500, 1000, 2000] : [1000, 2000, 4000, 8000]).join("/")} WebSocket sessions, after GC`,
       kind: "memory",
       servers: two,
-      unit: "bytes / session",
+      unit: "memory / session",
       better: "lower",
       sessions: quick ? 2000 : 8000,
       loadgen: [
@@ -337,7 +337,7 @@ function slope(points) {
 
 function fmt(v, unit) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "—";
-  if (unit === "bytes / session") return `${(v / 1024).toFixed(2)} KiB`;
+  if (unit === "memory / session") return `${(v / 1024).toFixed(2)} KiB`;
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en-US");
   if (Math.abs(v) >= 100) return v.toFixed(0);
   if (Math.abs(v) >= 10) return v.toFixed(1);

@@ -95,8 +95,6 @@ struct State {
     /// How many packets at the head of `buffer` form the handshake (open and
     /// initial packet): the handshake poll carries only those, as in engine.io.
     open_packets: usize,
-    /// `close(discard)` called by a `connection` handler, run once acked.
-    close_on_ack: Option<bool>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -192,7 +190,6 @@ impl Session {
                 buffer_compress: false,
                 acked: false,
                 open_packets: 0,
-                close_on_ack: None,
                 tasks: Vec::new(),
             }),
             heartbeat: Notify::new(),
@@ -290,9 +287,6 @@ impl Session {
         if !st.acked {
             st.acked = true;
             self.flush(&mut st);
-            if let Some(discard) = st.close_on_ack.take() {
-                self.close_transport(&mut st, discard);
-            }
         }
     }
 
@@ -310,27 +304,30 @@ impl Session {
     }
 
     /// Takes what the next write carries: the handshake packets alone when
-    /// they are still pending (polling), else the whole buffer. Reports the
-    /// flush to the application when it listens.
-    fn take_batch(&self, st: &mut State, whole: bool) -> (Vec<Packet>, bool) {
+    /// they are still pending and `whole` is false (polling), else the whole
+    /// buffer. Returns the packets, whether they may be compressed, and the
+    /// send callbacks they carry, or `None` for the handshake alone, which
+    /// engine.io writes before any handler can see it (no flush, no drain).
+    fn take_batch(&self, st: &mut State, whole: bool) -> (Vec<Packet>, bool, Option<u32>) {
         let open = std::mem::take(&mut st.open_packets);
-        let packets = if open > 0 && !whole && open < st.buffer.len() {
-            st.buffer.drain(..open).collect()
-        } else {
-            std::mem::take(&mut st.buffer)
-        };
-        let compress = if st.buffer.is_empty() {
-            std::mem::take(&mut st.buffer_compress)
-        } else {
-            st.buffer_compress
-        };
-        if self.listens(Listen::FLUSH) {
+        if open > 0 && !whole && open < st.buffer.len() {
+            let packets = st.buffer.drain(..open).collect();
+            return (packets, false, None);
+        }
+        let packets = std::mem::take(&mut st.buffer);
+        let compress = std::mem::take(&mut st.buffer_compress);
+        let callbacks = std::mem::take(&mut st.buffer_callbacks);
+        if open == 0 && self.listens(Listen::FLUSH) {
             self.emit(Event::Flush {
                 handle: self.handle,
                 packets: packets.clone(),
             });
         }
-        (packets, compress)
+        (
+            packets,
+            compress,
+            (open == 0 || callbacks > 0).then_some(callbacks),
+        )
     }
 
     /// Hands the buffer to the transport if it can take it.
@@ -347,12 +344,12 @@ impl Session {
                 }
                 if let Some((_, tx)) = p.get.take() {
                     let close = std::mem::take(&mut p.should_close);
-                    let (mut packets, compress) = self.take_batch(st, close);
+                    let (mut packets, compress, callbacks) = self.take_batch(st, close);
                     if close {
                         packets.push(Packet::empty(PacketType::Close));
                     }
                     let _ = tx.send(Batch { packets, compress });
-                    self.drained(st);
+                    self.drained(callbacks);
                     if close {
                         self.close_locked(st, CloseReason::ForcedClose, None);
                     }
@@ -362,9 +359,10 @@ impl Session {
         }
     }
 
-    /// The buffer reached the transport: report the callbacks it carried.
-    fn drained(&self, st: &mut State) {
-        let callbacks = std::mem::take(&mut st.buffer_callbacks);
+    /// A batch reached the transport: report the callbacks it carried
+    /// (nothing for the handshake alone).
+    fn drained(&self, callbacks: Option<u32>) {
+        let Some(callbacks) = callbacks else { return };
         if callbacks > 0 || self.listens(Listen::DRAIN) {
             self.emit(Event::Drain {
                 handle: self.handle,
@@ -403,11 +401,11 @@ impl Session {
             return PollStart::Wait(id, rx);
         }
         let close = std::mem::take(&mut p.should_close);
-        let (mut packets, compress) = self.take_batch(st, close);
+        let (mut packets, compress, callbacks) = self.take_batch(st, close);
         if close {
             packets.push(Packet::empty(PacketType::Close));
         }
-        self.drained(st);
+        self.drained(callbacks);
         if close {
             self.close_locked(st, CloseReason::ForcedClose, None);
         }
@@ -522,8 +520,8 @@ impl Session {
                 if st.buffer.is_empty() || (!st.acked && !close) {
                     return if close { WsBatch::Close } else { WsBatch::Idle };
                 }
-                let (packets, _) = self.take_batch(&mut st, true);
-                let callbacks = std::mem::take(&mut st.buffer_callbacks);
+                let (packets, _, callbacks) = self.take_batch(&mut st, true);
+                let callbacks = callbacks.unwrap_or(0);
                 WsBatch::Write {
                     packets,
                     callbacks,
@@ -744,10 +742,11 @@ impl Session {
             _ => {}
         }
         st.ready = ReadyState::Closing;
-        if !st.acked && !discard {
-            // Called from a `connection` handler: the handshake goes first.
-            st.close_on_ack = Some(discard);
-            return;
+        if !st.acked {
+            // Called from a `connection` handler: the handshake goes first,
+            // as it already has in engine.io by then.
+            st.acked = true;
+            self.flush(&mut st);
         }
         self.close_transport(&mut st, discard);
     }
