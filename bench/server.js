@@ -110,4 +110,6 @@ function main() {
 }
 
 process.on("disconnect", () => process.exit(0));
+// A clean exit (so that `node --cpu-prof` writes its profile when run by hand).
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(0));
 main();

@@ -214,6 +214,16 @@ class Server extends EventEmitter {
       const id = native.bridgeRequest(bridge.nodeRequest(req));
       this._requests.set(id, req);
       this._responses.set(id, res);
+      // engine.io's polling transport exposes the request carrying data
+      // while its packets are handled (`transport.dataReq`).
+      const sid = req._query.sid;
+      const socket = req.method === "POST" && Object.hasOwn(this.clients, sid) && this.clients[sid];
+      if (socket && socket.transport.name === "polling") {
+        const transport = socket.transport;
+        transport.dataReq = req;
+        res.on("finish", () => transport.dataReq === req && (transport.dataReq = null));
+        res.on("close", () => transport.dataReq === req && (transport.dataReq = null));
+      }
       req.on("data", (chunk) =>
         native.bridgeBody(id, typeof chunk === "string" ? Buffer.from(chunk) : chunk),
       );
@@ -485,7 +495,7 @@ class Server extends EventEmitter {
         try {
           if (initial) this.emit("initial_headers", headers, req);
           this.emit("headers", headers, req);
-          const socket = this.clients[sid];
+          const socket = Object.hasOwn(this.clients, sid) && this.clients[sid];
           if (socket) socket.transport.emit("headers", headers, req);
         } finally {
           native.replyHeaders(id, flattenHeaders(headers));

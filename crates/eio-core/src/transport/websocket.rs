@@ -149,9 +149,10 @@ pub async fn serve<S>(
         End::Error(e) => session.ws_ended(link.id, Some(e)),
         End::Remote => session.ws_ended(link.id, None),
         End::TooLarge => {
+            // ws (engine.io's WebSocket server) sends 1009 with no reason.
             let frame = CloseFrame {
                 code: CloseCode::Size,
-                reason: Utf8Bytes::from_static("message too big"),
+                reason: Utf8Bytes::from_static(""),
             };
             let _ = ws.close(Some(frame)).await;
             session.ws_ended(link.id, Some("message too big".into()));
