@@ -131,3 +131,4 @@ export declare function attach(
   server: import("http").Server,
   options?: ServerOptions & AttachOptions,
 ): Server;
+export declare const parser: typeof import("engine.io-parser");

@@ -7,8 +7,14 @@ const { Server } = require("./lib/server");
 const { Socket, Transport } = require("./lib/socket");
 const { NativeHttpServer } = require("./lib/http-server");
 
+/**
+ * engine.io re-exports its codec, engine.io-parser; so does eio-rs, for code
+ * that encodes packets itself. The engine's own codec is in Rust.
+ */
+const parser = require("engine.io-parser");
+
 /** The Engine.IO protocol revision spoken by default. */
-const protocol = 4;
+const protocol = parser.protocol;
 
 /** The transports, with what each may upgrade to. */
 const transports = {
@@ -45,4 +51,4 @@ function attach(server, options) {
   return engine;
 }
 
-module.exports = { Server, Socket, Transport, listen, attach, protocol, transports };
+module.exports = { Server, Socket, Transport, listen, attach, protocol, transports, parser };

@@ -26,6 +26,21 @@ function close(server) {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
+/** A throwaway self-signed certificate, made with openssl. */
+function selfSigned(dir) {
+  const keyPath = path.join(dir, "key.pem");
+  const certPath = path.join(dir, "cert.pem");
+  const subject = ["-subj", "/CN=localhost", "-keyout", keyPath, "-out", certPath];
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", ...subject],
+    {
+      stdio: "ignore",
+    },
+  );
+  return { key: fs.readFileSync(keyPath), cert: fs.readFileSync(certPath) };
+}
+
 function connections(server) {
   return new Promise((resolve, reject) =>
     server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
@@ -113,29 +128,7 @@ test("attach to an Express app: middlewares and routes keep working, upgrade inc
 test("attach to https.Server: TLS WebSockets are carried as bytes", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eio-rs-tls-"));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-keyout",
-      path.join(dir, "key.pem"),
-      "-out",
-      path.join(dir, "cert.pem"),
-    ],
-    { stdio: "ignore" },
-  );
-  const server = https.createServer({
-    key: fs.readFileSync(path.join(dir, "key.pem")),
-    cert: fs.readFileSync(path.join(dir, "cert.pem")),
-  });
+  const server = https.createServer(selfSigned(dir));
   const engine = attach(server);
   echo(engine);
   const port = await listen(server);
@@ -144,6 +137,24 @@ test("attach to https.Server: TLS WebSockets are carried as bytes", async (t) =>
       rejectUnauthorized: false,
     });
     if (transports[0] === "websocket") assert.equal(await connections(server), 1);
+    c.close();
+    await once(socket, "close");
+  }
+  await close(server);
+});
+
+test("attach to http2.createSecureServer({ allowHTTP1: true }) serves HTTP/1.1 clients", async (t) => {
+  const http2 = require("node:http2");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eio-rs-h2-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const server = http2.createSecureServer({ allowHTTP1: true, ...selfSigned(dir) });
+  const engine = attach(server);
+  echo(engine);
+  const port = await listen(server);
+  for (const transports of [["polling"], ["websocket"]]) {
+    const { c, socket } = await echoRoundTrip(engine, `wss://127.0.0.1:${port}`, transports, {
+      rejectUnauthorized: false,
+    });
     c.close();
     await once(socket, "close");
   }
