@@ -4,12 +4,16 @@
 use std::sync::OnceLock;
 use tokio::runtime::{Builder, Runtime};
 
-/// The process-wide runtime, started on first use.
+/// The process-wide runtime, started on first use. `EIO_RS_WORKER_THREADS`
+/// sets its size (default: one thread per CPU).
 pub fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
+        let threads = std::env::var("EIO_RS_WORKER_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .or_else(|| std::thread::available_parallelism().map(|n| n.get()).ok())
             .unwrap_or(1);
         Builder::new_multi_thread()
             .worker_threads(threads)
