@@ -1,10 +1,14 @@
 //! HTTP long-polling: the handshake GET, the held GET that carries packets to
-//! the client, and the POST that carries packets from it.
+//! the client, and the POST that carries packets from it. A session whose
+//! handshake had a `j` parameter polls over JSONP instead (see [`Framing`]).
 
 use super::HttpResponse;
-use crate::engine::{Admission, Engine, RequestInfo, Session, TransportKind, Verified};
+use crate::engine::{
+    Admission, CloseReason, Engine, RequestInfo, Session, TransportKind, Verified,
+};
 use crate::engine::{PollStart, ReadyState};
-use crate::protocol::{decode_payload, encode_payload, v3, Packet, Protocol, Str};
+use crate::protocol::{decode_payload, encode_payload, jsonp, v3};
+use crate::protocol::{DecodeError, Packet, PacketType, Protocol, Str};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -55,21 +59,6 @@ where
     let res = handle_inner(engine, &req, body, run_middlewares).await;
     engine.request_done(&req);
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::preferred_encoding;
-
-    #[test]
-    fn encoding_follows_client_preference() {
-        assert_eq!(preferred_encoding("gzip, deflate"), Some("gzip"));
-        assert_eq!(preferred_encoding("deflate, gzip"), Some("deflate"));
-        assert_eq!(preferred_encoding("gzip;q=0.5, deflate"), Some("deflate"));
-        assert_eq!(preferred_encoding("br"), None);
-        assert_eq!(preferred_encoding("gzip;q=0"), None);
-        assert_eq!(preferred_encoding("*"), Some("gzip"));
-    }
 }
 
 async fn handle_inner<B>(
@@ -183,7 +172,8 @@ async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> Htt
             ))
         }
     };
-    let res = payload_response(session.protocol, req.query("b64").is_none(), &batch.packets);
+    let framing = Framing::of(&session.request);
+    let res = payload_response(session.protocol, &framing, &batch.packets);
     match engine.config().http_compression {
         Some(threshold) if batch.compress && res.body.len() >= threshold => compress(res, req),
         _ => res,
@@ -246,17 +236,57 @@ pub fn preferred_encoding(header: &str) -> Option<&'static str> {
     best.map(|(c, _, _)| c)
 }
 
-/// The response carrying `packets` to the client. v3 clients that did not
-/// ask for base64 (`b64`) get binary payloads when there is binary data.
-pub fn payload_response(
-    protocol: Protocol,
-    supports_binary: bool,
-    packets: &[Packet],
-) -> HttpResponse {
+/// How a polling session's transport writes and reads payloads. engine.io
+/// fixes both when it creates the transport, from the handshake request's
+/// query (`transports/index.ts`, `transport.ts`), so later requests of the
+/// session cannot change them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framing {
+    /// JSONP (engine.io's `JSONP` transport): the callback index, the ASCII
+    /// digits of `j`. engine.io picks JSONP whenever `j` is in the query,
+    /// even empty, whatever the protocol revision; `None` is XHR polling.
+    pub jsonp: Option<String>,
+    /// Whether v3 binary data may go out as a binary payload: the client did
+    /// not send a non-empty `b64` (engine.io's `!req._query.b64`), and the
+    /// transport is not JSONP.
+    pub supports_binary: bool,
+}
+
+impl Framing {
+    /// The framing of the polling transport a handshake request creates.
+    ///
+    /// JSONP never sends binary payloads. engine.io would, for a JSONP
+    /// client without `b64`, write `JSON.stringify` of a `Buffer` into the
+    /// script, which no client can read; every JSONP client sends `b64=1`,
+    /// so base64 strings are the one useful answer.
+    pub fn of(handshake: &RequestInfo) -> Self {
+        let jsonp = handshake.query("j").map(jsonp::jsonp_index);
+        let b64 = handshake.query("b64").is_some_and(|v| !v.is_empty());
+        Framing {
+            supports_binary: !b64 && jsonp.is_none(),
+            jsonp,
+        }
+    }
+}
+
+/// The response carrying `packets` to the client: a v4 payload, a v3
+/// string payload, or a v3 binary payload when the client supports binary
+/// and there is binary data; for JSONP, the string payload wrapped in
+/// `___eio[<j>]("...");`. engine.io sends JSONP scripts with the content
+/// type of string payloads too.
+pub fn payload_response(protocol: Protocol, framing: &Framing, packets: &[Packet]) -> HttpResponse {
+    const TEXT: &str = "text/plain; charset=UTF-8";
+    if let Some(j) = &framing.jsonp {
+        let payload = match protocol {
+            Protocol::V4 => encode_payload(packets),
+            Protocol::V3 => v3::encode_payload_string(packets),
+        };
+        return HttpResponse::new(200, TEXT, jsonp::jsonp_response(j, &payload));
+    }
     let (content_type, body): (&str, Bytes) = match protocol {
-        Protocol::V4 => ("text/plain; charset=UTF-8", encode_payload(packets).into()),
+        Protocol::V4 => (TEXT, encode_payload(packets).into()),
         Protocol::V3 => {
-            let payload = v3::encode_payload(packets, supports_binary);
+            let payload = v3::encode_payload(packets, framing.supports_binary);
             let ct = payload.content_type();
             let body = match payload {
                 v3::Payload::Text(s) => Bytes::from(s),
@@ -280,10 +310,7 @@ where
 {
     let binary = req.header("content-type") == Some("application/octet-stream");
     if binary && session.protocol == Protocol::V4 {
-        session.close(
-            crate::engine::CloseReason::TransportError,
-            Some("invalid content".into()),
-        );
+        session.close(CloseReason::TransportError, Some("invalid content".into()));
         return HttpResponse::empty(400);
     }
     if !session.post_start() {
@@ -295,42 +322,447 @@ where
         Ok(b) => b,
         Err(BodyError::TooLarge) => return HttpResponse::empty(413),
         Err(BodyError::Aborted(e)) => {
-            session.close(crate::engine::CloseReason::TransportError, Some(e));
+            session.close(CloseReason::TransportError, Some(e));
             return HttpResponse::empty(400);
         }
     };
-    let text = match String::from_utf8(bytes.to_vec()) {
-        Ok(s) => Str::from(s),
-        Err(e) => Str::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    };
-    feed(session, session.protocol, text);
+    let protocol = session.protocol;
+    match (binary, Framing::of(&session.request).jsonp.is_some()) {
+        // Only v3 gets here with a binary body.
+        (true, false) => feed(session, v3::decode_payload_binary(bytes)),
+        // engine.io's JSONP transport parses a binary body as a form, and
+        // `querystring.parse` finds no field in a Buffer: nothing to read.
+        (true, true) => {}
+        (false, false) => feed_text(session, protocol, lossy_utf8(bytes)),
+        (false, true) => {
+            // No `d` field (or several): engine.io ignores the body and
+            // still answers `ok`.
+            if let Ok(d) = jsonp::decode_jsonp_body(lossy_utf8(bytes).as_str()) {
+                feed_text(session, protocol, Str::from(d));
+            }
+        }
+    }
     HttpResponse::new(200, "text/html", "ok")
 }
 
-/// Hands the packets of a polling payload to the session, in order.
-fn feed(session: &Session, protocol: Protocol, payload: Str) {
+/// A body as Node's `setEncoding("utf8")` reads it: invalid sequences
+/// become U+FFFD.
+fn lossy_utf8(bytes: Bytes) -> Str {
+    match Str::from_utf8(bytes.clone()) {
+        Ok(s) => s,
+        Err(_) => Str::from(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
+/// Hands the packets of a string payload to the session.
+fn feed_text(session: &Session, protocol: Protocol, payload: Str) {
     match protocol {
-        Protocol::V4 => {
-            for item in decode_payload(payload) {
-                if session.ready_state() == ReadyState::Closed {
-                    return;
+        Protocol::V4 => feed(session, decode_payload(payload)),
+        Protocol::V3 => feed(session, v3::decode_payload_string(payload)),
+    }
+}
+
+/// Hands the packets of a polling payload to the session, in order, as
+/// engine.io's polling transport does:
+/// - a `close` packet closes the session with `transport close` (the
+///   transport closes itself; the socket never sees the packet, so there
+///   is no `packet` event for it), and nothing after it is read (parser-v3
+///   stops there; after v4's, the socket is closed and ignores the rest);
+/// - an undecodable part closes the session with `parse error`, unless the
+///   session is already closing (engine.io's socket ignores packets then);
+/// - once the session is closed or has moved to another transport (the
+///   upgrade completed while this body was read), the rest is dropped, as
+///   engine.io no longer listens to the discarded polling transport.
+fn feed(session: &Session, packets: impl Iterator<Item = Result<Packet, DecodeError>>) {
+    for item in packets {
+        if session.ready_state() == ReadyState::Closed
+            || session.transport_kind() != TransportKind::Polling
+        {
+            return;
+        }
+        match item {
+            Ok(p) if p.kind == PacketType::Close => {
+                return session.close(CloseReason::TransportClose, None)
+            }
+            Ok(p) => session.on_packet(p),
+            Err(_) => {
+                if session.ready_state() == ReadyState::Open {
+                    session.on_parse_error();
                 }
-                match item {
-                    Ok(p) => session.on_packet(p),
-                    Err(_) => return session.on_parse_error(),
-                }
+                return;
             }
         }
-        Protocol::V3 => {
-            for item in v3::decode_payload_string(payload) {
-                if session.ready_state() == ReadyState::Closed {
-                    return;
-                }
-                match item {
-                    Ok(p) => session.on_packet(p),
-                    Err(_) => return session.on_parse_error(),
-                }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Config, Event, EventQueue, Handle, Listen};
+    use crate::protocol::PacketData;
+    use http_body_util::Full;
+    use std::cell::RefCell;
+
+    #[test]
+    fn encoding_follows_client_preference() {
+        assert_eq!(preferred_encoding("gzip, deflate"), Some("gzip"));
+        assert_eq!(preferred_encoding("deflate, gzip"), Some("deflate"));
+        assert_eq!(preferred_encoding("gzip;q=0.5, deflate"), Some("deflate"));
+        assert_eq!(preferred_encoding("br"), None);
+        assert_eq!(preferred_encoding("gzip;q=0"), None);
+        assert_eq!(preferred_encoding("*"), Some("gzip"));
+    }
+
+    fn framing(url: &str) -> Framing {
+        Framing::of(&RequestInfo::new("GET", url, "1.1", vec![], None))
+    }
+
+    #[test]
+    fn framing_follows_the_handshake_query() {
+        let xhr = |supports_binary| Framing {
+            jsonp: None,
+            supports_binary,
+        };
+        let jsonp = |j: &str| Framing {
+            jsonp: Some(j.into()),
+            supports_binary: false,
+        };
+        assert_eq!(framing("/e/?EIO=3&transport=polling"), xhr(true));
+        assert_eq!(framing("/e/?EIO=3&b64=1"), xhr(false));
+        assert_eq!(framing("/e/?EIO=3&b64=true"), xhr(false));
+        // `!req._query.b64`: an empty value is falsy.
+        assert_eq!(framing("/e/?EIO=3&b64="), xhr(true));
+        assert_eq!(framing("/e/?EIO=3&b64"), xhr(true));
+        // JSONP whenever `j` is there, whatever its value or the protocol.
+        assert_eq!(framing("/e/?EIO=3&j=0&b64=1"), jsonp("0"));
+        assert_eq!(framing("/e/?EIO=3&j=12"), jsonp("12"));
+        assert_eq!(framing("/e/?EIO=4&j=3"), jsonp("3"));
+        assert_eq!(framing("/e/?EIO=3&j="), jsonp(""));
+        assert_eq!(framing("/e/?EIO=3&j=1%5D)%3Balert(2)"), jsonp("12"));
+        // The last value wins, as with `Object.fromEntries`.
+        assert_eq!(framing("/e/?j=1&j=2"), jsonp("2"));
+        assert_eq!(framing("/e/?J=1"), xhr(true));
+    }
+
+    fn bin(b: &'static [u8]) -> Packet {
+        Packet::binary(Bytes::from_static(b))
+    }
+
+    fn body(res: &HttpResponse) -> &str {
+        std::str::from_utf8(&res.body).unwrap()
+    }
+
+    fn content_type(res: &HttpResponse) -> &str {
+        res.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn payload_responses() {
+        let packets = [Packet::text(PacketType::Message, "h\"i"), bin(&[1, 2, 3])];
+        let res = payload_response(Protocol::V3, &framing("/?j=4&b64=1"), &packets);
+        assert_eq!(body(&res), "___eio[4](\"4:4h\\\"i6:b4AQID\");");
+        assert_eq!(content_type(&res), "text/plain; charset=UTF-8");
+        // JSONP payloads are strings even when the client did not ask for
+        // base64.
+        let res = payload_response(Protocol::V3, &framing("/?j=4"), &packets);
+        assert_eq!(body(&res), "___eio[4](\"4:4h\\\"i6:b4AQID\");");
+        let res = payload_response(Protocol::V4, &framing("/?j=0"), &packets);
+        assert_eq!(body(&res), "___eio[0](\"4h\\\"i\\u001ebAQID\");");
+        assert_eq!(content_type(&res), "text/plain; charset=UTF-8");
+
+        let res = payload_response(Protocol::V3, &framing("/"), &packets);
+        assert_eq!(content_type(&res), "application/octet-stream");
+        assert_eq!(res.body, v3::encode_payload_binary(&packets));
+        let res = payload_response(Protocol::V3, &framing("/?b64=1"), &packets);
+        assert_eq!(body(&res), "4:4h\"i6:b4AQID");
+        assert_eq!(content_type(&res), "text/plain; charset=UTF-8");
+        let res = payload_response(Protocol::V4, &framing("/"), &packets);
+        assert_eq!(body(&res), "4h\"i\u{1e}bAQID");
+    }
+
+    /// An engine with no front end: requests go straight to [`handle`], and
+    /// the events are kept for the test to read.
+    struct Harness {
+        rt: tokio::runtime::Runtime,
+        engine: Engine,
+        events: RefCell<Vec<Event>>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let config = Config {
+                allow_eio3: true,
+                http_compression: None,
+                ..Config::default()
+            };
+            let engine = Engine::new(config, EventQueue::new(|| {}), rt.handle().clone());
+            Harness {
+                rt,
+                engine,
+                events: RefCell::new(Vec::new()),
             }
         }
+
+        /// Moves the queued events to `events`, letting new sessions send
+        /// their handshake as the application does once its handlers ran.
+        fn pump(&self) {
+            for ev in self.engine.events().drain() {
+                if let Event::Connection { handle, .. } = &ev {
+                    self.engine.session(*handle).unwrap().ack_open();
+                }
+                self.events.borrow_mut().push(ev);
+            }
+        }
+
+        /// Serves one request that the engine answers without waiting for
+        /// the client.
+        fn request(
+            &self,
+            method: &str,
+            url: &str,
+            content_type: Option<&str>,
+            body: impl Into<Bytes>,
+        ) -> HttpResponse {
+            let headers = content_type
+                .map(|ct| vec![("content-type".to_owned(), ct.to_owned())])
+                .unwrap_or_default();
+            let req = Arc::new(RequestInfo::new(method, url, "1.1", headers, None));
+            let fut = handle(&self.engine, req, Full::new(body.into()), true);
+            let res = self.rt.block_on(async {
+                let mut fut = std::pin::pin!(fut);
+                for _ in 0..1000 {
+                    tokio::select! {
+                        biased;
+                        res = &mut fut => return res,
+                        _ = tokio::task::yield_now() => self.pump(),
+                    }
+                }
+                panic!("{method} {url} was not answered");
+            });
+            self.pump();
+            res
+        }
+
+        /// Opens a session with a handshake GET; returns its handle, sid and
+        /// the handshake response.
+        fn handshake(&self, query: &str) -> (Handle, String, HttpResponse) {
+            let res = self.request("GET", &format!("/engine.io/?{query}"), None, "");
+            assert_eq!(res.status, 200, "{:?}", res);
+            let (handle, sid) = self
+                .events
+                .borrow()
+                .iter()
+                .rev()
+                .find_map(|ev| match ev {
+                    Event::Connection { handle, sid, .. } => Some((*handle, sid.to_string())),
+                    _ => None,
+                })
+                .expect("a connection event");
+            (handle, sid, res)
+        }
+
+        fn session(&self, handle: Handle) -> Arc<Session> {
+            self.engine.session(handle).expect("an open session")
+        }
+
+        /// The messages received and the close reason, in order, since the
+        /// last call.
+        fn take(&self) -> (Vec<PacketData>, Option<CloseReason>) {
+            let mut messages = Vec::new();
+            let mut close = None;
+            for ev in self.events.borrow_mut().drain(..) {
+                match ev {
+                    Event::Message { data, .. } => messages.push(data),
+                    Event::Close { reason, .. } => close = Some(reason),
+                    _ => {}
+                }
+            }
+            (messages, close)
+        }
+    }
+
+    fn text(s: &str) -> PacketData {
+        PacketData::Text(Str::from(s))
+    }
+
+    fn binary(b: &'static [u8]) -> PacketData {
+        PacketData::Binary(Bytes::from_static(b))
+    }
+
+    #[test]
+    fn v3_jsonp_session() {
+        let h = Harness::new();
+        let (handle, sid, res) = h.handshake("EIO=3&transport=polling&j=0&b64=1");
+        assert_eq!(content_type(&res), "text/plain; charset=UTF-8");
+        let script = body(&res);
+        assert!(script.starts_with("___eio[0](\""), "{script}");
+        assert!(script.ends_with("\");"), "{script}");
+        assert!(script.contains(&format!(":0{{\\\"sid\\\":\\\"{sid}\\\"")));
+        assert_eq!(h.take(), (vec![], None));
+
+        // Packets come in the `d` field of a form.
+        let url = format!("/engine.io/?EIO=3&transport=polling&sid={sid}&j=0");
+        let form = Some("application/x-www-form-urlencoded");
+        let res = h.request("POST", &url, form, "d=6%3A4hello10%3Ab4AQIDBA%3D%3D");
+        assert_eq!((res.status, body(&res)), (200, "ok"));
+        assert_eq!(content_type(&res), "text/html");
+        assert_eq!(h.take(), (vec![text("hello"), binary(&[1, 2, 3, 4])], None));
+        // A body without `d` is ignored, and still answered `ok`.
+        let res = h.request("POST", &url, form, "x=6%3A4hello");
+        assert_eq!((res.status, body(&res)), (200, "ok"));
+        assert_eq!(h.take(), (vec![], None));
+        // So is a binary body.
+        let res = h.request(
+            "POST",
+            &url,
+            Some("application/octet-stream"),
+            &b"\x00\x02\xff4a"[..],
+        );
+        assert_eq!((res.status, body(&res)), (200, "ok"));
+        assert_eq!(h.take(), (vec![], None));
+        // Escaped newlines are restored.
+        let res = h.request("POST", &url, form, "d=4%3A4a%5Cnb");
+        assert_eq!(res.status, 200);
+        assert_eq!(h.take(), (vec![text("a\nb")], None));
+
+        // Polls stay JSONP with base64 binary, `j` or not: engine.io chose
+        // the transport at the handshake.
+        let s = h.session(handle);
+        s.send(binary(&[1, 2, 3]), false, false);
+        s.send(text("\u{2028}"), false, false);
+        let res = h.request(
+            "GET",
+            &format!("/engine.io/?EIO=3&transport=polling&sid={sid}"),
+            None,
+            "",
+        );
+        assert_eq!(body(&res), "___eio[0](\"6:b4AQID2:4\\u2028\");");
+        assert_eq!(content_type(&res), "text/plain; charset=UTF-8");
+
+        let res = h.request("POST", &url, form, "d=1%3A16%3A4hello");
+        assert_eq!((res.status, body(&res)), (200, "ok"));
+        assert_eq!(h.take(), (vec![], Some(CloseReason::TransportClose)));
+    }
+
+    #[test]
+    fn v4_jsonp_session() {
+        let h = Harness::new();
+        let (handle, sid, res) = h.handshake("EIO=4&transport=polling&j=7");
+        let script = body(&res);
+        assert!(script.starts_with("___eio[7](\"0{"), "{script}");
+        let url = format!("/engine.io/?EIO=4&transport=polling&sid={sid}&j=7");
+        let form = Some("application/x-www-form-urlencoded");
+        let res = h.request("POST", &url, form, "d=4hi%1EbAQI%3D");
+        assert_eq!((res.status, body(&res)), (200, "ok"));
+        assert_eq!(h.take(), (vec![text("hi"), binary(&[1, 2])], None));
+        h.session(handle).send(binary(&[1]), false, false);
+        let res = h.request("GET", &url, None, "");
+        assert_eq!(body(&res), "___eio[7](\"bAQ==\");");
+        // v4 refuses binary bodies, JSONP or not.
+        let res = h.request("POST", &url, Some("application/octet-stream"), "x");
+        assert_eq!(res.status, 400);
+        assert_eq!(h.take(), (vec![], Some(CloseReason::TransportError)));
+    }
+
+    #[test]
+    fn v3_binary_payloads_both_ways() {
+        let h = Harness::new();
+        let (handle, sid, res) = h.handshake("EIO=3&transport=polling");
+        assert!(body(&res).contains(&format!("\"sid\":\"{sid}\"")));
+        let url = format!("/engine.io/?EIO=3&transport=polling&sid={sid}");
+        let octets = Some("application/octet-stream");
+        let res = h.request(
+            "POST",
+            &url,
+            octets,
+            &b"\x00\x06\xff4hello\x01\x04\xff\x04\x01\x02\x03"[..],
+        );
+        assert_eq!((res.status, body(&res)), (200, "ok"));
+        assert_eq!(h.take(), (vec![text("hello"), binary(&[1, 2, 3])], None));
+
+        let s = h.session(handle);
+        s.send(text("a"), false, false);
+        s.send(binary(&[9]), false, false);
+        let res = h.request("GET", &url, None, "");
+        assert_eq!(content_type(&res), "application/octet-stream");
+        assert_eq!(&res.body[..], b"\x00\x02\xff4a\x01\x02\xff\x04\x09");
+
+        // A close packet ends the payload.
+        let res = h.request("POST", &url, octets, &b"\x00\x01\xff1\x00\x02\xff4a"[..]);
+        assert_eq!(res.status, 200);
+        assert_eq!(h.take(), (vec![], Some(CloseReason::TransportClose)));
+    }
+
+    #[test]
+    fn base64_is_chosen_at_the_handshake() {
+        let h = Harness::new();
+        // engine.io-client sends `b64=1` on the handshake only.
+        let (handle, sid, _) = h.handshake("EIO=3&transport=polling&b64=1");
+        h.session(handle).send(binary(&[1, 2, 3]), false, false);
+        let url = format!("/engine.io/?EIO=3&transport=polling&sid={sid}");
+        let res = h.request("GET", &url, None, "");
+        assert_eq!(content_type(&res), "text/plain; charset=UTF-8");
+        assert_eq!(body(&res), "6:b4AQID");
+    }
+
+    #[test]
+    fn close_packets_end_string_payloads() {
+        let h = Harness::new();
+        h.engine.events().listen.set(Listen::PACKET);
+        let (_, sid, _) = h.handshake("EIO=3&transport=polling");
+        let url = format!("/engine.io/?EIO=3&transport=polling&sid={sid}");
+        let res = h.request("POST", &url, None, "2:4a1:12:4b");
+        assert_eq!((res.status, body(&res)), (200, "ok"));
+        // The close packet closes the transport: the socket never sees it.
+        let packets: Vec<PacketType> = h
+            .events
+            .borrow()
+            .iter()
+            .filter_map(|ev| match ev {
+                Event::Packet { packet, .. } => Some(packet.kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(packets, [PacketType::Message]);
+        assert_eq!(
+            h.take(),
+            (vec![text("a")], Some(CloseReason::TransportClose))
+        );
+
+        let (_, sid, _) = h.handshake("EIO=4&transport=polling");
+        let url = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+        let res = h.request("POST", &url, None, "4a\u{1e}1\u{1e}4b");
+        assert_eq!((res.status, body(&res)), (200, "ok"));
+        assert_eq!(
+            h.take(),
+            (vec![text("a")], Some(CloseReason::TransportClose))
+        );
+    }
+
+    #[test]
+    fn malformed_v3_payloads_are_parse_errors() {
+        let h = Harness::new();
+        let (_, sid, _) = h.handshake("EIO=3&transport=polling");
+        let url = format!("/engine.io/?EIO=3&transport=polling&sid={sid}");
+        let res = h.request("POST", &url, None, "6:4hello:");
+        assert_eq!(res.status, 200);
+        assert_eq!(
+            h.take(),
+            (vec![text("hello")], Some(CloseReason::ParseError))
+        );
+
+        let (_, sid, _) = h.handshake("EIO=3&transport=polling");
+        let url = format!("/engine.io/?EIO=3&transport=polling&sid={sid}");
+        let octets = Some("application/octet-stream");
+        let res = h.request("POST", &url, octets, &b"\x00\x02\xff4\xff"[..]);
+        assert_eq!(res.status, 200);
+        assert_eq!(h.take(), (vec![], Some(CloseReason::ParseError)));
     }
 }

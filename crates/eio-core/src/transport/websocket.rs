@@ -110,7 +110,8 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let link = WsLink::new(engine.next_id());
-    let req_supports_binary = req.query("b64").is_none();
+    // engine.io: `!req._query.b64`, so an empty `b64=` still means binary.
+    let req_supports_binary = !req.query("b64").is_some_and(|v| !v.is_empty());
     if !matches!(ticket, Ticket::Handshake { .. }) {
         engine.request_done(&req);
     }
