@@ -58,8 +58,8 @@ test("flush, drain, packet, packetCreate and heartbeat events", async () => {
   socket.send("aaaa");
   const [packet] = await created;
   assert.deepEqual(packet, { type: "message", data: "aaaa" });
-  await flushed;
-  await serverFlush;
+  await within(flushed, "socket flush");
+  await within(serverFlush, "server flush");
   await drained;
   const incoming = once(socket, "packet");
   c.send("bbb");
@@ -68,6 +68,15 @@ test("flush, drain, packet, packetCreate and heartbeat events", async () => {
   c.close();
   await stop(engine);
 });
+
+/** Rejects if `promise` takes longer than `ms`, so a missing event fails instead of hanging. */
+function within(promise, what, ms = 5000) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 function get(port, path, headers) {
   return new Promise((resolve, reject) => {

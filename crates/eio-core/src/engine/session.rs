@@ -129,11 +129,13 @@ pub(crate) enum PollStart {
 
 /// What a WebSocket task should do when woken.
 pub(crate) enum WsBatch {
-    /// Write these packets; `close` says whether to close the socket afterwards.
+    /// Write these packets; `close` says whether to close the socket
+    /// afterwards, `more` that packets are left for another batch.
     Write {
         packets: Vec<Packet>,
-        callbacks: u32,
+        callbacks: Option<u32>,
         close: bool,
+        more: bool,
     },
     /// Nothing to write.
     Idle,
@@ -520,12 +522,14 @@ impl Session {
                 if st.buffer.is_empty() || (!st.acked && !close) {
                     return if close { WsBatch::Close } else { WsBatch::Idle };
                 }
-                let (packets, _, callbacks) = self.take_batch(&mut st, true);
-                let callbacks = callbacks.unwrap_or(0);
+                // The handshake goes alone, as its own frame(s), like engine.io's.
+                let (packets, _, callbacks) = self.take_batch(&mut st, close);
+                let more = !st.buffer.is_empty();
                 WsBatch::Write {
                     packets,
                     callbacks,
                     close,
+                    more,
                 }
             }
             _ => match &st.upgrade {
@@ -540,13 +544,8 @@ impl Session {
     }
 
     /// The WebSocket task wrote a batch that carried `callbacks` callbacks.
-    pub(crate) fn ws_written(&self, callbacks: u32) {
-        if callbacks > 0 || self.listens(Listen::DRAIN) {
-            self.emit(Event::Drain {
-                handle: self.handle,
-                callbacks,
-            });
-        }
+    pub(crate) fn ws_written(&self, callbacks: Option<u32>) {
+        self.drained(callbacks);
     }
 
     /// A WebSocket wants to upgrade this session. False when the session is
@@ -709,7 +708,14 @@ impl Session {
         match &mut st.slot {
             Slot::Polling(p) => {
                 if let Some((_, tx)) = p.get.take() {
-                    let _ = tx.send(Batch::control(PacketType::Close));
+                    // The client closed: release its poll as engine.io does
+                    // (noop); otherwise tell it the session is over.
+                    let kind = if reason == CloseReason::TransportClose {
+                        PacketType::Noop
+                    } else {
+                        PacketType::Close
+                    };
+                    let _ = tx.send(Batch::control(kind));
                 }
                 st.buffer.clear();
                 st.buffer_callbacks = 0;

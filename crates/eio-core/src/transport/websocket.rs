@@ -208,7 +208,7 @@ impl Connection<'_> {
                             let _ = ws.close(None).await;
                             return End::Closed;
                         }
-                        WsBatch::Write { packets, callbacks, close } => {
+                        WsBatch::Write { packets, callbacks, close, more } => {
                             for p in &packets {
                                 if let Err(e) = ws.feed(frame(p, self.session.protocol, self.supports_binary)).await {
                                     return End::Error(e.to_string());
@@ -221,6 +221,9 @@ impl Connection<'_> {
                             if close {
                                 let _ = ws.close(None).await;
                                 return End::Closed;
+                            }
+                            if more {
+                                self.link.notify.notify_one();
                             }
                         }
                     }
