@@ -79,9 +79,12 @@ test("allowRequest refuses with 403 and its message", async () => {
 test("generateId: sync, Promise, and a rejection refuses the handshake", async () => {
   const { engine, url, port } = await start();
   engine.generateId = (req) => (req._query.p ? Promise.resolve("from-promise") : "custom-id");
+  const conn = once(engine, "connection");
   const a = await handshake(url);
   assert.equal(a.open.sid, "custom-id");
-  assert.ok(engine.clients["custom-id"] || (await once(engine, "connection")));
+  const [socket] = await conn;
+  assert.equal(socket.id, "custom-id");
+  assert.equal(engine.clients["custom-id"], socket);
   const b = await handshake(url, "&p=1");
   assert.equal(b.open.sid, "from-promise");
   engine.generateId = () => Promise.reject(new Error("nope"));

@@ -415,8 +415,13 @@ class Server extends EventEmitter {
             const res = this._responses.get(id);
             this._responses.delete(id);
             if (res && !res.writableEnded && !res.destroyed) {
-              res.writeHead(status, bridge.headerObject(flat));
-              res.end(body);
+              if (status === 0) {
+                // No answer: the engine dropped the request (its session closed).
+                res.destroy();
+              } else {
+                res.writeHead(status, bridge.headerObject(flat));
+                res.end(body);
+              }
             }
             break;
           }

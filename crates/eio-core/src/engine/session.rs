@@ -160,6 +160,8 @@ pub struct Session {
     heartbeat: Notify,
     /// Mirrors `ready == Closed` for readers that must not take the lock.
     closed_flag: AtomicBool,
+    /// Wakes whatever waits for the session to end (a POST being read).
+    closed_notify: Notify,
 }
 
 impl Session {
@@ -196,6 +198,7 @@ impl Session {
             }),
             heartbeat: Notify::new(),
             closed_flag: AtomicBool::new(false),
+            closed_notify: Notify::new(),
         })
     }
 
@@ -246,6 +249,19 @@ impl Session {
     /// Whether the session is closed.
     pub fn is_closed(&self) -> bool {
         self.closed_flag.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the session is closed.
+    pub(crate) async fn closed(&self) {
+        loop {
+            let notified = self.closed_notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Queues a `message` packet (engine.io's `socket.send`). Returns false
@@ -702,6 +718,7 @@ impl Session {
         }
         st.ready = ReadyState::Closed;
         self.closed_flag.store(true, Ordering::Release);
+        self.closed_notify.notify_waiters();
         for task in st.tasks.drain(..) {
             task.abort();
         }

@@ -61,8 +61,11 @@ impl Default for RouteOptions {
     }
 }
 
-/// How long a client may take to send its request headers.
+/// How long a client may take to send its request headers (Node: 60 s).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most a request head may take (Node's `--max-http-header-size`).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// A listening native server.
 #[derive(Debug)]
@@ -263,6 +266,9 @@ async fn serve_connection(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Node's limits: 16 KiB of headers (431 above), up to 2000 fields.
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(2000)
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
@@ -347,6 +353,12 @@ async fn route(
         return upgrade_websocket(engine, info, req).await;
     }
     let res = polling::handle(&engine, info, req.into_body(), true).await;
+    if res.is_abort() {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "request aborted",
+        ));
+    }
     Ok(to_hyper(res))
 }
 

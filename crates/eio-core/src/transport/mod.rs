@@ -37,6 +37,17 @@ impl HttpResponse {
         }
     }
 
+    /// No answer: the front end destroys the connection (engine.io destroys
+    /// a POST still being read when its session closes).
+    pub fn abort() -> Self {
+        HttpResponse::empty(0)
+    }
+
+    /// Whether this is [`HttpResponse::abort`].
+    pub fn is_abort(&self) -> bool {
+        self.status == 0
+    }
+
     /// engine.io's answer to a refused request: 400/403 with a JSON body.
     pub fn refused(error: &crate::engine::RequestError) -> Self {
         HttpResponse::new(error.code.status(), "application/json", error.body())

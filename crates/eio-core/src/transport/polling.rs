@@ -316,7 +316,15 @@ where
     if !session.post_start() {
         return HttpResponse::empty(400);
     }
-    let read = read_body(body, engine.config().max_http_buffer_size).await;
+    let limit = engine.config().max_http_buffer_size;
+    let read = tokio::select! {
+        r = read_body(body, limit) => r,
+        // engine.io destroys a POST still being read when the session closes.
+        _ = session.closed() => {
+            session.post_end();
+            return HttpResponse::abort();
+        }
+    };
     session.post_end();
     let bytes = match read {
         Ok(b) => b,

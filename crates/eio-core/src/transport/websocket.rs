@@ -111,7 +111,7 @@ pub async fn serve<S>(
 {
     let link = WsLink::new(engine.next_id());
     // engine.io: `!req._query.b64`, so an empty `b64=` still means binary.
-    let req_supports_binary = !req.query("b64").is_some_and(|v| !v.is_empty());
+    let req_supports_binary = req.query("b64").is_none_or(|v| v.is_empty());
     if !matches!(ticket, Ticket::Handshake { .. }) {
         engine.request_done(&req);
     }
@@ -166,6 +166,14 @@ pub async fn serve<S>(
             let _ = ws.close(Some(frame)).await;
             session.ws_ended(link.id, Some(e));
         }
+        End::InvalidData(e) => {
+            let frame = CloseFrame {
+                code: CloseCode::Invalid,
+                reason: Utf8Bytes::from_static(""),
+            };
+            let _ = ws.close(Some(frame)).await;
+            session.ws_ended(link.id, Some(e));
+        }
     }
 }
 
@@ -178,6 +186,8 @@ enum End {
     TooLarge,
     /// Frames that break RFC 6455.
     Protocol(String),
+    /// A text message that is not UTF-8 (close code 1007).
+    InvalidData(String),
     /// An I/O error.
     Error(String),
 }
@@ -211,11 +221,12 @@ impl Connection<'_> {
                         WsBatch::Write { packets, callbacks, close, more } => {
                             for p in &packets {
                                 if let Err(e) = ws.feed(frame(p, self.session.protocol, self.supports_binary)).await {
-                                    return End::Error(e.to_string());
+                                    // A write after the client's close is its close, not an error.
+                                    return error_end(e);
                                 }
                             }
                             if let Err(e) = ws.flush().await {
-                                return End::Error(e.to_string());
+                                return error_end(e);
                             }
                             self.session.ws_written(callbacks);
                             if close {
@@ -327,7 +338,7 @@ fn error_end(e: WsError) -> End {
     match e {
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => End::TooLarge,
         WsError::Protocol(p) => End::Protocol(p.to_string()),
-        WsError::Utf8(_) => End::Protocol("invalid UTF-8".into()),
+        WsError::Utf8(_) => End::InvalidData("invalid UTF-8".into()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => End::Remote,
         e => End::Error(e.to_string()),
     }
