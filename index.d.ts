@@ -19,6 +19,8 @@ export interface ServerOptions {
   httpCompression?: boolean | object;
   cookie?: boolean | object;
   cors?: unknown;
+  /** eio-rs: close sessions holding more than this many bytes for a client that does not read. */
+  maxBufferedBytes?: number;
   allowRequest?: (
     req: EngineRequest,
     fn: (err: string | null | undefined, ok: boolean) => void,

@@ -224,3 +224,44 @@ test("a poll that disconnects closes the session with 'transport error'", async 
   assert.equal(reason, "transport error");
   await stop(engine);
 });
+
+test("maxBufferedBytes closes a session whose client does not read", async () => {
+  const { engine, url, port } = await start({ maxBufferedBytes: 2 * 1024 * 1024 });
+  // Polling: nobody polls, so everything stays buffered.
+  const conn = once(engine, "connection");
+  await handshake(url);
+  const [polling] = await conn;
+  const closed = once(polling, "close");
+  const chunk = "x".repeat(1024 * 1024);
+  polling.send(chunk);
+  polling.send(chunk);
+  assert.equal(polling.readyState, "open");
+  polling.send(chunk);
+  const [reason, description] = await closed;
+  assert.equal(reason, "transport error");
+  assert.equal(description.message, "write buffer full");
+
+  // WebSocket: a client that never reads its socket.
+  const net = require("node:net");
+  const sock = net.connect(port, "127.0.0.1");
+  await once(sock, "connect");
+  const wsConn = once(engine, "connection");
+  sock.write(
+    "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+      "Sec-WebSocket-Version: 13\r\n\r\n",
+  );
+  sock.pause();
+  const [ws] = await wsConn;
+  const wsClosed = once(ws, "close", 10000);
+  const big = Buffer.alloc(256 * 1024, 1);
+  for (let i = 0; i < 200 && ws.readyState === "open"; i++) {
+    ws.send(big);
+    await new Promise((r) => setImmediate(r));
+  }
+  const [wsReason, wsDescription] = await wsClosed;
+  assert.equal(wsReason, "transport error");
+  assert.equal(wsDescription.message, "write buffer full");
+  sock.destroy();
+  await stop(engine);
+});

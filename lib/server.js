@@ -602,6 +602,10 @@ function bindingOptions(opts) {
     path: computePath(opts),
     destroyUpgrade: opts.destroyUpgrade !== false,
     destroyUpgradeTimeout: Number(opts.destroyUpgradeTimeout || 1000),
+    maxBufferedBytes:
+      opts.maxBufferedBytes === undefined || opts.maxBufferedBytes === null
+        ? undefined
+        : Number(opts.maxBufferedBytes),
     httpCompressionThreshold: opts.httpCompression
       ? Number(opts.httpCompression.threshold !== undefined ? opts.httpCompression.threshold : 1024)
       : undefined,

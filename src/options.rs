@@ -35,6 +35,8 @@ pub struct BindingOptions {
     pub destroy_upgrade_timeout: f64,
     /// `httpCompression.threshold`, or none when compression is off.
     pub http_compression_threshold: Option<f64>,
+    /// `maxBufferedBytes`, or none for unbounded.
+    pub max_buffered_bytes: Option<f64>,
 }
 
 fn millis(name: &str, v: f64) -> napi::Result<Duration> {
@@ -85,6 +87,15 @@ impl TryFrom<BindingOptions> for (Config, RouteOptions) {
             allow_eio3: o.allow_eio3,
             initial_packet,
             http_compression: o.http_compression_threshold.map(|t| t.max(0.0) as usize),
+            max_buffered_bytes: match o.max_buffered_bytes {
+                Some(v) if !(v.is_finite() && v >= 0.0) => {
+                    return Err(invalid(
+                        "maxBufferedBytes",
+                        "a non-negative number of bytes",
+                    ))
+                }
+                v => v.map(|v| v as usize),
+            },
             ..Config::default()
         };
         let routes = RouteOptions {

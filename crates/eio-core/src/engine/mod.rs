@@ -80,6 +80,11 @@ pub struct Config {
     /// `httpCompression`: the size from which polling responses are
     /// compressed, or `None` when it is off.
     pub http_compression: Option<usize>,
+    /// `maxBufferedBytes` (an eio-rs option): the most message data a
+    /// session may hold for a client that does not read; over it the session
+    /// closes with `transport error` ("write buffer full"). `None`, the
+    /// default, is unbounded, as in engine.io.
+    pub max_buffered_bytes: Option<usize>,
 }
 
 impl Default for Config {
@@ -96,6 +101,7 @@ impl Default for Config {
             initial_packet: None,
             polling_close_timeout: Duration::from_secs(30),
             http_compression: Some(1024),
+            max_buffered_bytes: None,
         }
     }
 }

@@ -86,6 +86,8 @@ struct State {
     buffer: Vec<Packet>,
     /// Send callbacks carried by the packets in `buffer`.
     buffer_callbacks: u32,
+    /// The data bytes in `buffer`, for `maxBufferedBytes`.
+    buffer_bytes: usize,
     /// Whether a packet in `buffer` may be compressed (engine.io compresses
     /// a polling payload when any of its packets allows it).
     buffer_compress: bool,
@@ -191,6 +193,7 @@ impl Session {
                 upgraded: false,
                 buffer: Vec::new(),
                 buffer_callbacks: 0,
+                buffer_bytes: 0,
                 buffer_compress: false,
                 acked: false,
                 open_packets: 0,
@@ -289,10 +292,24 @@ impl Session {
                 packet: packet.clone(),
             });
         }
+        st.buffer_bytes += packet.data.len();
         st.buffer.push(packet);
         st.buffer_compress |= compress;
         if callback {
             st.buffer_callbacks += 1;
+        }
+        let limit = self
+            .engine
+            .upgrade()
+            .and_then(|e| e.config.max_buffered_bytes);
+        if limit.is_some_and(|max| st.buffer_bytes > max) {
+            // A client that does not read: drop what it would never get.
+            st.buffer.clear();
+            st.buffer_bytes = 0;
+            st.buffer_callbacks = 0;
+            let why = Some("write buffer full".to_string());
+            self.close_locked(&mut st, CloseReason::TransportError, why);
+            return false;
         }
         self.flush(&mut st);
         true
@@ -329,9 +346,11 @@ impl Session {
     fn take_batch(&self, st: &mut State, whole: bool) -> (Vec<Packet>, bool, Option<u32>) {
         let open = std::mem::take(&mut st.open_packets);
         if open > 0 && !whole && open < st.buffer.len() {
-            let packets = st.buffer.drain(..open).collect();
+            let packets: Vec<Packet> = st.buffer.drain(..open).collect();
+            st.buffer_bytes -= packets.iter().map(|p| p.data.len()).sum::<usize>();
             return (packets, false, None);
         }
+        st.buffer_bytes = 0;
         let packets = std::mem::take(&mut st.buffer);
         let compress = std::mem::take(&mut st.buffer_compress);
         let callbacks = std::mem::take(&mut st.buffer_callbacks);
@@ -735,6 +754,7 @@ impl Session {
                     let _ = tx.send(Batch::control(kind));
                 }
                 st.buffer.clear();
+                st.buffer_bytes = 0;
                 st.buffer_callbacks = 0;
             }
             // The WebSocket task writes what is left, then the close frame.
