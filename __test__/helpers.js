@@ -3,10 +3,10 @@
 const { listen } = require("..");
 const { Socket: ClientSocket } = require("engine.io-client");
 
-/** Starts a native engine on an ephemeral loopback port. */
-function start(opts = {}) {
+/** Starts a native engine on `port` (an ephemeral one by default). */
+function start(opts = {}, port = 0) {
   return new Promise((resolve, reject) => {
-    const engine = listen(0, opts, () => {
+    const engine = listen(port, opts, () => {
       const { port } = engine.httpServer.address();
       resolve({ engine, port, url: `http://127.0.0.1:${port}` });
     });
