@@ -391,7 +391,7 @@ class Server extends EventEmitter {
           case PACKET_CREATE: {
             const socket = this._sockets.get(ev[i + 1]);
             const packet = { type: ev[i + 2] };
-            if (ev[i + 3] !== null) packet.data = ev[i + 3];
+            if (ev[i + 3] !== undefined) packet.data = ev[i + 3];
             i += 4;
             if (socket) socket.emit(kind === PACKET ? "packet" : "packetCreate", packet);
             break;

@@ -62,12 +62,10 @@ impl<'e> Writer<'e> {
         }
     }
 
+    /// A packet as its type name and data.
     fn packet(&mut self, p: Packet) -> Result<()> {
         self.push(p.kind.name())?;
-        match p.data {
-            PacketData::Empty => self.push(Null),
-            d => self.data(d),
-        }
+        self.data(p.data)
     }
 
     /// `[method, url, httpVersion, remoteAddress, remotePort, [name, value, ...], id]`
@@ -146,19 +144,12 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
             Event::Flush { handle, packets } => {
                 w.push(kind::FLUSH)?;
                 w.push(handle as f64)?;
-                let mut list = env.create_array(packets.len() as u32 * 2)?;
-                for (i, p) in packets.into_iter().enumerate() {
-                    list.set(i as u32 * 2, p.kind.name())?;
-                    match p.data {
-                        PacketData::Empty => list.set(i as u32 * 2 + 1, ())?,
-                        PacketData::Text(s) => list.set(i as u32 * 2 + 1, s.as_str())?,
-                        PacketData::Binary(b) => {
-                            let buf = BufferSlice::from_data(env, Vec::from(b))?;
-                            list.set(i as u32 * 2 + 1, &buf)?;
-                        }
-                    }
+                let arr = env.create_array(packets.len() as u32 * 2)?;
+                let mut list = Writer { env, arr, i: 0 };
+                for p in packets {
+                    list.packet(p)?;
                 }
-                w.push(list)?;
+                w.push(list.arr)?;
             }
             Event::Drain { handle, callbacks } => {
                 w.push(kind::DRAIN)?;

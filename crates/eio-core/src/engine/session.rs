@@ -164,6 +164,8 @@ pub struct Session {
     closed_flag: AtomicBool,
     /// Wakes whatever waits for the session to end (a POST being read).
     closed_notify: Notify,
+    /// `maxBufferedBytes`, copied from the (immutable) config.
+    max_buffered: Option<usize>,
 }
 
 impl Session {
@@ -202,6 +204,7 @@ impl Session {
             heartbeat: Notify::new(),
             closed_flag: AtomicBool::new(false),
             closed_notify: Notify::new(),
+            max_buffered: engine.config().max_buffered_bytes,
         })
     }
 
@@ -298,11 +301,7 @@ impl Session {
         if callback {
             st.buffer_callbacks += 1;
         }
-        let limit = self
-            .engine
-            .upgrade()
-            .and_then(|e| e.config.max_buffered_bytes);
-        if limit.is_some_and(|max| st.buffer_bytes > max) {
+        if self.max_buffered.is_some_and(|max| st.buffer_bytes > max) {
             // A client that does not read: drop what it would never get.
             st.buffer.clear();
             st.buffer_bytes = 0;
