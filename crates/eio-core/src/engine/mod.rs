@@ -4,6 +4,7 @@
 
 mod error;
 mod events;
+mod heartbeat;
 mod hooks;
 mod request;
 mod session;
@@ -135,20 +136,27 @@ pub enum Verified {
 }
 
 #[derive(Default)]
-struct Registry {
+pub(crate) struct Registry {
     by_sid: HashMap<Arc<str>, Arc<Session>>,
-    by_handle: HashMap<Handle, Arc<Session>>,
+    pub(crate) by_handle: HashMap<Handle, Arc<Session>>,
 }
 
 pub(crate) struct EngineInner {
     pub(crate) config: Config,
     pub(crate) events: Arc<EventQueue>,
     pub(crate) rt: tokio::runtime::Handle,
-    registry: RwLock<Registry>,
+    pub(crate) registry: RwLock<Registry>,
     next_id: AtomicU64,
     closed: AtomicBool,
     hooks: HookSet,
     pending: hooks::PendingHooks,
+    pub(crate) heartbeats: Arc<heartbeat::Heartbeats>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.heartbeats.stop();
+    }
 }
 
 /// An Engine.IO server, independent of how requests reach it. Cheap to clone.
@@ -168,7 +176,8 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine with `config`, reporting to `events`, spawning on `rt`.
     pub fn new(config: Config, events: Arc<EventQueue>, rt: tokio::runtime::Handle) -> Self {
-        Engine {
+        let heartbeats = Arc::new(heartbeat::Heartbeats::default());
+        let engine = Engine {
             inner: Arc::new(EngineInner {
                 config,
                 events,
@@ -178,8 +187,12 @@ impl Engine {
                 closed: AtomicBool::new(false),
                 hooks: HookSet::default(),
                 pending: hooks::PendingHooks::default(),
+                heartbeats: heartbeats.clone(),
             }),
-        }
+        };
+        let weak = Arc::downgrade(&engine.inner);
+        engine.inner.rt.spawn(heartbeat::run(heartbeats, weak));
+        engine
     }
 
     /// The options.

@@ -10,6 +10,7 @@ use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::AbortHandle;
 
@@ -97,6 +98,10 @@ struct State {
     /// How many packets at the head of `buffer` form the handshake (open and
     /// initial packet): the handshake poll carries only those, as in engine.io.
     open_packets: usize,
+    /// Moves with every heartbeat deadline; older deadlines are stale.
+    heartbeat_gen: u64,
+    /// A ping went out and its pong has not come back (v4).
+    awaiting_pong: bool,
     tasks: Vec<AbortHandle>,
 }
 
@@ -158,8 +163,8 @@ pub struct Session {
     pub request: Arc<RequestInfo>,
     engine: Weak<super::EngineInner>,
     state: Mutex<State>,
-    /// Woken by a pong (v4) or a ping (v3): the heartbeat task waits on it.
-    heartbeat: Notify,
+    /// `pingInterval` and `pingTimeout`, copied from the config.
+    ping: (Duration, Duration),
     /// Mirrors `ready == Closed` for readers that must not take the lock.
     closed_flag: AtomicBool,
     /// Wakes whatever waits for the session to end (a POST being read).
@@ -199,9 +204,11 @@ impl Session {
                 buffer_compress: false,
                 acked: false,
                 open_packets: 0,
+                heartbeat_gen: 0,
+                awaiting_pong: false,
                 tasks: Vec::new(),
             }),
-            heartbeat: Notify::new(),
+            ping: (engine.config().ping_interval, engine.config().ping_timeout),
             closed_flag: AtomicBool::new(false),
             closed_notify: Notify::new(),
             max_buffered: engine.config().max_buffered_bytes,
@@ -509,7 +516,9 @@ impl Session {
                         Some("invalid heartbeat direction".into()),
                     );
                 }
-                self.heartbeat.notify_one();
+                // v3: the next ping is due within interval + timeout.
+                let (interval, timeout) = self.ping;
+                self.rearm(&mut self.state.lock(), interval + timeout);
                 self.send_packet(Packet::empty(PacketType::Pong), false);
                 self.heartbeat_event();
             }
@@ -520,7 +529,15 @@ impl Session {
                         Some("invalid heartbeat direction".into()),
                     );
                 }
-                self.heartbeat.notify_one();
+                {
+                    let mut st = self.state.lock();
+                    if !st.awaiting_pong {
+                        // engine.io ignores a pong nobody asked for.
+                        return;
+                    }
+                    st.awaiting_pong = false;
+                    self.rearm(&mut st, self.ping.0);
+                }
                 self.heartbeat_event();
             }
             PacketType::Message => self.emit(Event::Message {
@@ -691,34 +708,43 @@ impl Session {
 
     // ---- heartbeat ------------------------------------------------------
 
-    pub(crate) fn start_heartbeat(self: &Arc<Self>) {
-        let Some(engine) = self.engine() else { return };
-        let cfg = engine.config();
-        let (interval, timeout) = (cfg.ping_interval, cfg.ping_timeout);
-        let session = self.clone();
-        let task = engine.runtime().spawn(async move {
-            loop {
-                if session.protocol == Protocol::V3 {
-                    // v3: the client pings; no ping within interval + timeout ends it.
-                    let wait = session.heartbeat.notified();
-                    if tokio::time::timeout(interval + timeout, wait)
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                } else {
-                    tokio::time::sleep(interval).await;
-                    session.send_packet(Packet::empty(PacketType::Ping), false);
-                    let wait = session.heartbeat.notified();
-                    if tokio::time::timeout(timeout, wait).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            session.close(CloseReason::PingTimeout, None);
-        });
-        self.state.lock().tasks.push(task.abort_handle());
+    /// Arms the first heartbeat deadline: the first ping (v4), or the
+    /// latest moment for the client's first ping (v3).
+    pub(crate) fn start_heartbeat(&self) {
+        let (interval, timeout) = self.ping;
+        let first = match self.protocol {
+            Protocol::V4 => interval,
+            Protocol::V3 => interval + timeout,
+        };
+        self.rearm(&mut self.state.lock(), first);
+    }
+
+    /// Moves the heartbeat deadline to `after` from now.
+    fn rearm(&self, st: &mut State, after: Duration) {
+        st.heartbeat_gen += 1;
+        if let Some(engine) = self.engine.upgrade() {
+            let when = tokio::time::Instant::now() + after;
+            engine
+                .heartbeats
+                .schedule(when, self.handle, st.heartbeat_gen);
+        }
+    }
+
+    /// A heartbeat deadline passed: ping (v4), or close with `ping timeout`
+    /// when the pong (v4) or the client's ping (v3) did not come.
+    pub(crate) fn heartbeat_due(&self, generation: u64) {
+        let mut st = self.state.lock();
+        if st.ready == ReadyState::Closed || st.heartbeat_gen != generation {
+            return;
+        }
+        if self.protocol == Protocol::V3 || st.awaiting_pong {
+            return self.close_locked(&mut st, CloseReason::PingTimeout, None);
+        }
+        // Armed before the ping goes out, so a quick pong finds it waiting.
+        st.awaiting_pong = true;
+        self.rearm(&mut st, self.ping.1);
+        drop(st);
+        self.send_packet(Packet::empty(PacketType::Ping), false);
     }
 
     // ---- closing --------------------------------------------------------

@@ -1,0 +1,94 @@
+//! One timer for every session's heartbeat. A task per session would wake
+//! the runtime once per ping and once per pong for each of them; here the
+//! deadlines sit in one heap and a single task per engine wakes for the
+//! earliest, handling every deadline that falls within the same few
+//! milliseconds together.
+
+use super::events::Handle;
+use super::EngineInner;
+use parking_lot::Mutex;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Deadlines this close together are handled in one wake-up.
+const COALESCE: Duration = Duration::from_millis(2);
+
+/// The heap of heartbeat deadlines: `(when, session, generation)`. A session
+/// bumps its generation whenever its deadline moves, so entries left behind
+/// are recognised as stale and skipped instead of being removed.
+#[derive(Debug, Default)]
+pub(crate) struct Heartbeats {
+    heap: Mutex<BinaryHeap<Reverse<(Instant, Handle, u64)>>>,
+    earlier: Notify,
+    stopped: AtomicBool,
+}
+
+impl Heartbeats {
+    /// Asks for `session`'s heartbeat to be checked at `when`.
+    pub(crate) fn schedule(&self, when: Instant, session: Handle, generation: u64) {
+        let mut heap = self.heap.lock();
+        let first = heap.peek().is_none_or(|Reverse((t, _, _))| when < *t);
+        heap.push(Reverse((when, session, generation)));
+        drop(heap);
+        if first {
+            self.earlier.notify_one();
+        }
+    }
+
+    /// Ends the task (the engine is gone).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.earlier.notify_one();
+    }
+
+    /// Everything due by `now`, and when the next deadline is.
+    fn take_due(&self, now: Instant) -> (Vec<(Handle, u64)>, Option<Instant>) {
+        let mut heap = self.heap.lock();
+        let mut due = Vec::new();
+        while let Some(Reverse((t, h, g))) = heap.peek().copied() {
+            if t > now + COALESCE {
+                return (due, Some(t));
+            }
+            heap.pop();
+            due.push((h, g));
+        }
+        (due, None)
+    }
+}
+
+/// The engine's heartbeat task. It holds the engine weakly and ends when the
+/// engine is dropped ([`Heartbeats::stop`]).
+pub(crate) async fn run(heartbeats: Arc<Heartbeats>, engine: Weak<EngineInner>) {
+    loop {
+        let earlier = heartbeats.earlier.notified();
+        if heartbeats.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let (due, next) = heartbeats.take_due(Instant::now());
+        if !due.is_empty() {
+            let Some(inner) = engine.upgrade() else {
+                return;
+            };
+            for (handle, generation) in due {
+                let session = inner.registry.read().by_handle.get(&handle).cloned();
+                if let Some(session) = session {
+                    session.heartbeat_due(generation);
+                }
+            }
+        }
+        match next {
+            Some(t) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t) => {}
+                    _ = earlier => {}
+                }
+            }
+            None => earlier.await,
+        }
+    }
+}
