@@ -59,11 +59,11 @@ pub async fn serve_upgrade<S>(
     info: Arc<RequestInfo>,
     mut stream: S,
     head: Vec<u8>,
-    mut extra: Vec<(String, String)>,
+    extra: Vec<(String, String)>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (ticket, headers) = match websocket::prepare(&engine, &info, false).await {
+    let (ticket, extra) = match websocket::prepare(&engine, &info, Some(extra)).await {
         Ok(t) => t,
         Err(Refusal::Destroy) => {
             engine.request_done(&info);
@@ -87,9 +87,6 @@ pub async fn serve_upgrade<S>(
         let _ = stream.shutdown().await;
         return;
     };
-    // The `headers` listeners saw the middlewares' headers and returned the set.
-    extra.retain(|(k, _)| !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(k)));
-    extra.extend(headers);
     let mut res = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
     );

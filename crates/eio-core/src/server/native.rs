@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
@@ -377,7 +376,7 @@ async fn upgrade_websocket(
     info: Arc<RequestInfo>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, io::Error> {
-    let (ticket, extra) = match websocket::prepare(&engine, &info, true).await {
+    let (ticket, extra) = match websocket::prepare(&engine, &info, None).await {
         Ok(t) => t,
         Err(websocket::Refusal::Destroy) => {
             engine.request_done(&info);
@@ -393,23 +392,10 @@ async fn upgrade_websocket(
             return Ok(res);
         }
     };
-    let headers = req.headers();
-    let key = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| k.as_bytes().to_vec());
-    let valid = req.method() == http::Method::GET
-        && headers
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        && headers
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .is_some_and(|v| v == "13");
-    let Some(key) = key.filter(|k| valid && !k.is_empty()) else {
+    let Some(accept) = websocket::accept_key(&info) else {
         engine.request_done(&info);
         return Ok(abort_upgrade("Bad Request"));
     };
-    let accept = derive_accept_key(&key);
     let config = websocket::config(&engine);
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {

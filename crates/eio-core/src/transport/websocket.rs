@@ -42,17 +42,20 @@ pub enum Refusal {
     Error(RequestError),
 }
 
-/// Runs engine.io's checks on an upgrade request (middlewares unless the
-/// front end ran them, `verify`, `allowRequest`, `generateId`) and returns
-/// the ticket and the extra headers of the 101 (middlewares' and the
-/// `headers` listeners').
+/// Runs engine.io's checks on an upgrade request (middlewares, `verify`,
+/// `allowRequest`, `generateId`) and returns the ticket and the extra
+/// headers of the 101: the middlewares' as the `headers` listeners left them.
+/// `ran_middlewares` carries the headers of middlewares the front end
+/// already ran (the Node bridge runs them on the real request); with `None`
+/// the engine runs them.
 pub async fn prepare(
     engine: &Engine,
     req: &Arc<RequestInfo>,
-    run_middlewares: bool,
+    ran_middlewares: Option<Vec<(String, String)>>,
 ) -> Result<(Ticket, Vec<(String, String)>), Refusal> {
-    let (verified, headers) = match engine.admit(req, true, run_middlewares).await {
-        Admission::Proceed { verified, headers } => (verified, headers),
+    let run = ran_middlewares.is_none();
+    let (verified, headers) = match engine.admit(req, true, run).await {
+        Admission::Proceed { verified, headers } => (verified, ran_middlewares.unwrap_or(headers)),
         Admission::Respond(_) => return Err(Refusal::Destroy),
         Admission::Refused(e, _) => return Err(Refusal::Error(e)),
     };
