@@ -59,6 +59,18 @@ async function echoRoundTrip(engine, url, transports, opts = {}) {
   return { c, socket };
 }
 
+/** Echo round trips over TLS, polling then WebSocket; `carried`: Node keeps the WebSocket's connection. */
+async function tlsRoundTrips(server, engine, port, { carried = false } = {}) {
+  for (const transports of [["polling"], ["websocket"]]) {
+    const { c, socket } = await echoRoundTrip(engine, `wss://127.0.0.1:${port}`, transports, {
+      rejectUnauthorized: false,
+    });
+    if (carried && transports[0] === "websocket") assert.equal(await connections(server), 1);
+    c.close();
+    await once(socket, "close");
+  }
+}
+
 function echo(engine) {
   engine.on("connection", (socket) => socket.on("message", (m) => socket.send(m)));
 }
@@ -132,14 +144,7 @@ test("attach to https.Server: TLS WebSockets are carried as bytes", async (t) =>
   const engine = attach(server);
   echo(engine);
   const port = await listen(server);
-  for (const transports of [["polling"], ["websocket"]]) {
-    const { c, socket } = await echoRoundTrip(engine, `wss://127.0.0.1:${port}`, transports, {
-      rejectUnauthorized: false,
-    });
-    if (transports[0] === "websocket") assert.equal(await connections(server), 1);
-    c.close();
-    await once(socket, "close");
-  }
+  await tlsRoundTrips(server, engine, port, { carried: true });
   await close(server);
 });
 
@@ -151,13 +156,7 @@ test("attach to http2.createSecureServer({ allowHTTP1: true }) serves HTTP/1.1 c
   const engine = attach(server);
   echo(engine);
   const port = await listen(server);
-  for (const transports of [["polling"], ["websocket"]]) {
-    const { c, socket } = await echoRoundTrip(engine, `wss://127.0.0.1:${port}`, transports, {
-      rejectUnauthorized: false,
-    });
-    c.close();
-    await once(socket, "close");
-  }
+  await tlsRoundTrips(server, engine, port);
   await close(server);
 });
 

@@ -53,12 +53,6 @@ impl HttpResponse {
         HttpResponse::new(error.code.status(), "application/json", error.body())
     }
 
-    /// Adds a header.
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
     /// Puts `base` (headers a middleware set) under this response's own
     /// headers: a name this response sets replaces the base's, as Node's
     /// `writeHead` overrides `setHeader`.
