@@ -15,7 +15,8 @@ export interface ServerOptions {
   initialPacket?: string | Buffer;
   /** Accepted for compatibility; WebSockets are served natively. */
   wsEngine?: unknown;
-  perMessageDeflate?: boolean | object;
+  /** permessage-deflate, negotiated as `ws` does (off by default). */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   httpCompression?: boolean | object;
   cookie?: boolean | object;
   cors?: unknown;
@@ -25,6 +26,18 @@ export interface ServerOptions {
     req: EngineRequest,
     fn: (err: string | null | undefined, ok: boolean) => void,
   ) => void;
+}
+
+/** The `ws` permessage-deflate options eio-rs honours. */
+export interface PerMessageDeflateOptions {
+  /** Smallest message compressed when the context is reset per message (1024). */
+  threshold?: number;
+  serverNoContextTakeover?: boolean;
+  clientNoContextTakeover?: boolean;
+  serverMaxWindowBits?: number | false;
+  clientMaxWindowBits?: number | false;
+  /** Only `level` is used. */
+  zlibDeflateOptions?: { level?: number };
 }
 
 export interface AttachOptions {

@@ -6,29 +6,20 @@
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const net = require("node:net");
 const http = require("node:http");
 const crypto = require("node:crypto");
 const { WebSocket } = require("ws");
 const { attach } = require("..");
 const { start, stop, once, client, collect } = require("./helpers");
+const { connect, destroyRaw, wsFrame, parseFrames, closeCode, rawWebSocket } = require("./wire");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Raw TCP clients of the running test, destroyed when it ends, pass or fail. */
-const rawSockets = new Set();
-function connect(port) {
-  const sock = net.connect(port, "127.0.0.1");
-  rawSockets.add(sock);
-  sock.on("close", () => rawSockets.delete(sock));
-  return sock;
-}
 
 /** A native engine that is stopped when the test ends, pass or fail. */
 async function serve(t, opts) {
   const started = await start(opts);
   t.after(() => {
-    for (const sock of rawSockets) sock.destroy();
+    destroyRaw();
     return stop(started.engine);
   });
   return started;
@@ -100,78 +91,6 @@ function rawRequest(port, data) {
 }
 
 // ---- raw WebSocket -------------------------------------------------------
-
-/** A client frame; masked unless told otherwise. Payloads up to 65535 bytes. */
-function wsFrame({ fin = true, rsv = 0, opcode, payload = Buffer.alloc(0), mask = true }) {
-  const len = payload.length;
-  const head = [(fin ? 0x80 : 0) | (rsv << 4) | opcode];
-  const m = mask ? 0x80 : 0;
-  if (len < 126) head.push(m | len);
-  else head.push(m | 126, len >> 8, len & 0xff);
-  if (!mask) return Buffer.concat([Buffer.from(head), payload]);
-  const key = crypto.randomBytes(4);
-  const masked = Buffer.from(payload.map((b, i) => b ^ key[i % 4]));
-  return Buffer.concat([Buffer.from(head), key, masked]);
-}
-
-/** The server's frames in `buf` (unmasked), as `{ opcode, payload }`. */
-function parseFrames(buf) {
-  const frames = [];
-  let at = 0;
-  while (at + 2 <= buf.length) {
-    let len = buf[at + 1] & 0x7f;
-    let p = at + 2;
-    if (len === 126) {
-      len = buf.readUInt16BE(p);
-      p += 2;
-    } else if (len === 127) {
-      len = Number(buf.readBigUInt64BE(p));
-      p += 8;
-    }
-    if (p + len > buf.length) break;
-    frames.push({ opcode: buf[at] & 0x0f, payload: buf.subarray(p, p + len) });
-    at = p + len;
-  }
-  return frames;
-}
-
-/**
- * A WebSocket session over a raw TCP socket, upgraded by hand. `bytes()`
- * returns what the server wrote after its 101; `ended` resolves when the
- * server closes the TCP connection.
- */
-async function rawWebSocket(engine, port) {
-  const conn = once(engine, "connection");
-  const sock = connect(port);
-  await once(sock, "connect");
-  const key = crypto.randomBytes(16).toString("base64");
-  sock.write(
-    "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\n" +
-      "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
-      `Sec-WebSocket-Key: ${key}\r\n\r\n`,
-  );
-  const chunks = [];
-  sock.on("data", (d) => chunks.push(d));
-  const ended = once(sock, "close");
-  const [socket] = await conn;
-  const all = () => Buffer.concat(chunks);
-  // The 101 and the open packet.
-  for (let i = 0; i < 100 && parseFrames(afterHead(all())).length === 0; i++) await sleep(10);
-  assert.match(all().toString("latin1"), /^HTTP\/1\.1 101 /);
-  return { sock, socket, ended, bytes: () => afterHead(all()) };
-}
-
-function afterHead(buf) {
-  const end = buf.indexOf("\r\n\r\n");
-  return end < 0 ? Buffer.alloc(0) : buf.subarray(end + 4);
-}
-
-/** The status code of the server's close frame, `null` for a close frame without one. */
-function closeCode(frames) {
-  const close = frames.find((f) => f.opcode === 0x8);
-  assert.ok(close, "the server sent a close frame");
-  return close.payload.length >= 2 ? close.payload.readUInt16BE(0) : null;
-}
 
 // ---- polling -------------------------------------------------------------
 
@@ -465,6 +384,28 @@ test(
         wsFrame({ rsv: 0x4, opcode: 0x1, payload: Buffer.from("4x") }),
         1002,
       ],
+      ["RSV2 set", wsFrame({ rsv: 0x2, opcode: 0x1, payload: Buffer.from("4x") }), 1002],
+      ["a fragmented ping", wsFrame({ fin: false, opcode: 0x9 }), 1002],
+      // ws refuses close codes a peer may not send (and engine.io then says
+      // `transport error`, not `transport close`).
+      [
+        "a close frame with code 999",
+        wsFrame({ opcode: 0x8, payload: Buffer.from([0x03, 0xe7]) }),
+        1002,
+      ],
+      [
+        "a close frame with a 1-byte payload",
+        wsFrame({ opcode: 0x8, payload: Buffer.from([3]) }),
+        1002,
+      ],
+      [
+        "a new message before the last one's final fragment",
+        Buffer.concat([
+          wsFrame({ fin: false, opcode: 0x1, payload: Buffer.from("4a") }),
+          wsFrame({ opcode: 0x1, payload: Buffer.from("4b") }),
+        ]),
+        1002,
+      ],
     ];
     for (const [name, bytes, code] of cases) {
       const ws = await rawWebSocket(engine, port);
@@ -667,7 +608,7 @@ test(
     const server = http.createServer();
     const engine = attach(server);
     t.after(() => {
-      for (const sock of rawSockets) sock.destroy();
+      destroyRaw();
       engine.close();
       server.closeAllConnections();
       if (server.listening) return new Promise((r) => server.close(r));

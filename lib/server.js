@@ -606,9 +606,27 @@ function bindingOptions(opts) {
       opts.maxBufferedBytes === undefined || opts.maxBufferedBytes === null
         ? undefined
         : Number(opts.maxBufferedBytes),
+    perMessageDeflate: perMessageDeflate(opts.perMessageDeflate),
     httpCompressionThreshold: opts.httpCompression
       ? Number(opts.httpCompression.threshold !== undefined ? opts.httpCompression.threshold : 1024)
       : undefined,
+  };
+}
+
+/** `ws`'s permessage-deflate options, as the binding takes them. */
+function perMessageDeflate(pmd) {
+  if (!pmd) return undefined;
+  const bits = (v) => (v === undefined || v === null ? undefined : v === false ? 0 : Number(v));
+  const zlib = pmd.zlibDeflateOptions || {};
+  return {
+    threshold: Number(pmd.threshold !== undefined ? pmd.threshold : 1024),
+    serverNoContextTakeover:
+      pmd.serverNoContextTakeover === undefined ? undefined : !!pmd.serverNoContextTakeover,
+    clientNoContextTakeover:
+      pmd.clientNoContextTakeover === undefined ? undefined : !!pmd.clientNoContextTakeover,
+    serverMaxWindowBits: bits(pmd.serverMaxWindowBits),
+    clientMaxWindowBits: bits(pmd.clientMaxWindowBits),
+    level: zlib.level === undefined ? undefined : Number(zlib.level),
   };
 }
 

@@ -1,7 +1,7 @@
 //! Options from JS, checked once and turned into the core's types. Errors
 //! name the JS option at fault.
 
-use eio_core::engine::Config;
+use eio_core::engine::{Config, DeflateConfig, WindowBits};
 use eio_core::protocol::{PacketData, Str};
 use eio_core::server::native::RouteOptions;
 use napi::bindgen_prelude::{Buffer, Either};
@@ -37,6 +37,77 @@ pub struct BindingOptions {
     pub http_compression_threshold: Option<f64>,
     /// `maxBufferedBytes`, or none for unbounded.
     pub max_buffered_bytes: Option<f64>,
+    /// `perMessageDeflate`, or none when it is off.
+    pub per_message_deflate: Option<DeflateOptions>,
+}
+
+/// `perMessageDeflate` (the options of `ws`); window bits `0` stand for
+/// `false`.
+#[napi(object)]
+pub struct DeflateOptions {
+    /// `threshold`, in bytes.
+    pub threshold: f64,
+    /// `serverNoContextTakeover`.
+    pub server_no_context_takeover: Option<bool>,
+    /// `clientNoContextTakeover`.
+    pub client_no_context_takeover: Option<bool>,
+    /// `serverMaxWindowBits`.
+    pub server_max_window_bits: Option<f64>,
+    /// `clientMaxWindowBits`.
+    pub client_max_window_bits: Option<f64>,
+    /// `zlibDeflateOptions.level`.
+    pub level: Option<f64>,
+}
+
+fn window_bits(name: &str, v: Option<f64>) -> napi::Result<Option<WindowBits>> {
+    match v {
+        None => Ok(None),
+        Some(0.0) => Ok(Some(WindowBits::Refuse)),
+        Some(v) if v.fract() == 0.0 && (8.0..=15.0).contains(&v) => {
+            Ok(Some(WindowBits::Bits(v as u8)))
+        }
+        Some(_) => Err(invalid(name, "false or an integer from 8 to 15")),
+    }
+}
+
+impl TryFrom<DeflateOptions> for DeflateConfig {
+    type Error = napi::Error;
+
+    fn try_from(o: DeflateOptions) -> napi::Result<Self> {
+        if !(o.threshold.is_finite() && o.threshold >= 0.0) {
+            return Err(invalid(
+                "perMessageDeflate.threshold",
+                "a non-negative number",
+            ));
+        }
+        let level = match o.level {
+            None => None,
+            Some(l) if l.fract() == 0.0 && (-1.0..=9.0).contains(&l) => {
+                // -1 is zlib's default level.
+                (l >= 0.0).then_some(l as u32)
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "perMessageDeflate.zlibDeflateOptions.level",
+                    "an integer from -1 to 9",
+                ))
+            }
+        };
+        Ok(DeflateConfig {
+            threshold: o.threshold as usize,
+            server_no_context_takeover: o.server_no_context_takeover,
+            client_no_context_takeover: o.client_no_context_takeover,
+            server_max_window_bits: window_bits(
+                "perMessageDeflate.serverMaxWindowBits",
+                o.server_max_window_bits,
+            )?,
+            client_max_window_bits: window_bits(
+                "perMessageDeflate.clientMaxWindowBits",
+                o.client_max_window_bits,
+            )?,
+            level,
+        })
+    }
 }
 
 fn millis(name: &str, v: f64) -> napi::Result<Duration> {
@@ -96,6 +167,7 @@ impl TryFrom<BindingOptions> for (Config, RouteOptions) {
                 }
                 v => v.map(|v| v as usize),
             },
+            per_message_deflate: o.per_message_deflate.map(TryInto::try_into).transpose()?,
             ..Config::default()
         };
         let routes = RouteOptions {

@@ -17,6 +17,7 @@ pub(crate) use self::session::{PollStart, WsBatch, WsLink};
 pub use self::session::{ReadyState, Session};
 
 use crate::protocol::{PacketData, Protocol, Str};
+pub use crate::transport::ws::deflate::{DeflateConfig, WindowBits};
 use base64::Engine as _;
 use parking_lot::RwLock;
 use rand::RngCore;
@@ -86,6 +87,8 @@ pub struct Config {
     /// closes with `transport error` ("write buffer full"). `None`, the
     /// default, is unbounded, as in engine.io.
     pub max_buffered_bytes: Option<usize>,
+    /// `perMessageDeflate`: offered to WebSocket clients when set.
+    pub per_message_deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             polling_close_timeout: Duration::from_secs(30),
             http_compression: Some(1024),
             max_buffered_bytes: None,
+            per_message_deflate: None,
         }
     }
 }

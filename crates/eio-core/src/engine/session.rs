@@ -435,10 +435,8 @@ impl Session {
             );
             return PollStart::Overlap;
         }
-        if probed {
-            return PollStart::Ready(Batch::control(PacketType::Noop));
-        }
-        if !st.acked || (st.buffer.is_empty() && !p.should_close) {
+        // While upgrading, a poll waits for the next upgrade tick's noop.
+        if probed || !st.acked || (st.buffer.is_empty() && !p.should_close) {
             let (tx, rx) = oneshot::channel();
             p.get = Some((id, tx));
             return PollStart::Wait(id, rx);
@@ -614,7 +612,8 @@ impl Session {
         true
     }
 
-    /// The candidate answered the probe: release the held poll with a noop.
+    /// The candidate answered the probe; from now on
+    /// [`Session::upgrade_tick`] releases polls with a noop.
     pub(crate) fn upgrade_probed(&self, id: u64) -> bool {
         let mut st = self.state.lock();
         let link = match &st.upgrade {
@@ -623,16 +622,27 @@ impl Session {
             _ => return false,
         };
         st.upgrade = Upgrade::Probed(link);
-        if let Slot::Polling(p) = &mut st.slot {
-            if let Some((_, tx)) = p.get.take() {
-                let _ = tx.send(Batch::control(PacketType::Noop));
-            }
-        }
         self.emit(Event::Upgrading {
             handle: self.handle,
             transport: TransportKind::WebSocket.name(),
         });
         true
+    }
+
+    /// engine.io's upgrade check, every 100 ms after the probe: a held poll
+    /// is answered with a noop, so the client can pause polling. Not at the
+    /// probe itself: until the first tick, a close still reaches the client
+    /// over its poll, as with engine.io.
+    pub(crate) fn upgrade_tick(&self, id: u64) {
+        let mut st = self.state.lock();
+        if !matches!(&st.upgrade, Upgrade::Probed(l) if l.id == id) {
+            return;
+        }
+        if let Slot::Polling(p) = &mut st.slot {
+            if let Some((_, tx)) = p.get.take() {
+                let _ = tx.send(Batch::control(PacketType::Noop));
+            }
+        }
     }
 
     /// The client sent the upgrade packet: the WebSocket becomes the transport.

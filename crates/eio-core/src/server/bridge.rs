@@ -6,6 +6,7 @@
 use crate::engine::{Engine, Event, RequestInfo};
 use crate::transport::polling;
 use crate::transport::websocket::{self, Refusal};
+use crate::transport::ws::WsIo;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
@@ -14,11 +15,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
 /// A request body fed chunk by chunk; it ends when the sender is dropped.
 #[derive(Debug)]
@@ -54,15 +53,13 @@ impl Body for ChannelBody {
 /// (hooks but middlewares, which the bridge ran), writes the 101 or
 /// engine.io's 400, then runs the WebSocket. `head` is what the HTTP server
 /// read past the request headers.
-pub async fn serve_upgrade<S>(
+pub async fn serve_upgrade(
     engine: Engine,
     info: Arc<RequestInfo>,
-    mut stream: S,
+    mut stream: WsIo,
     head: Vec<u8>,
     extra: Vec<(String, String)>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) {
     let (ticket, extra) = match websocket::prepare(&engine, &info, Some(extra)).await {
         Ok(t) => t,
         Err(Refusal::Destroy) => {
@@ -74,23 +71,24 @@ pub async fn serve_upgrade<S>(
             let _ = stream
                 .write_all(abort_upgrade(error.client_message()).as_bytes())
                 .await;
-            let _ = stream.shutdown().await;
+            stream.shutdown().await;
             engine.report_error(info, error);
             return;
         }
     };
-    let Some(accept) = websocket::accept_key(&info) else {
-        engine.request_done(&info);
-        let _ = stream
-            .write_all(abort_upgrade("Bad Request").as_bytes())
-            .await;
-        let _ = stream.shutdown().await;
-        return;
+    let accept = match websocket::accept(&engine, &info) {
+        Ok(a) => a,
+        Err(body) => {
+            engine.request_done(&info);
+            let _ = stream.write_all(abort_upgrade(body).as_bytes()).await;
+            stream.shutdown().await;
+            return;
+        }
     };
-    let mut res = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
-    );
-    for (k, v) in &extra {
+    let mut res = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+    let ours = accept.headers();
+    let ours = ours.iter().map(|(k, v)| (*k, v.as_str()));
+    for (k, v) in ours.chain(extra.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
         if !k.contains(['\r', '\n']) && !v.contains(['\r', '\n']) {
             res.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -100,9 +98,15 @@ pub async fn serve_upgrade<S>(
         engine.request_done(&info);
         return;
     }
-    let config = websocket::config(&engine);
-    let ws = WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
-    websocket::serve(engine, ticket, info, ws).await;
+    websocket::serve(
+        engine,
+        ticket,
+        info,
+        stream,
+        Bytes::from(head),
+        accept.deflate,
+    )
+    .await;
 }
 
 /// engine.io's `abortUpgrade`: a 400 whose body is the message.
@@ -234,9 +238,13 @@ impl Bridge {
         let _ = stream.set_nodelay(true);
         let id = engine.next_id();
         let info = Arc::new(req.into_info(id));
-        engine
-            .runtime()
-            .spawn(serve_upgrade(engine.clone(), info, stream, head, extra));
+        engine.runtime().spawn(serve_upgrade(
+            engine.clone(),
+            info,
+            WsIo::Tcp(stream),
+            head,
+            extra,
+        ));
         Ok(id)
     }
 
@@ -260,7 +268,7 @@ impl Bridge {
         rt.spawn(serve_upgrade(
             engine.clone(),
             info,
-            engine_side,
+            WsIo::other(engine_side),
             head,
             extra,
         ));

@@ -3,6 +3,7 @@
 //! from the Node server engine.io's `listen()` creates.
 
 use crate::engine::{latin1, Engine, RequestInfo};
+use crate::transport::ws::WsIo;
 use crate::transport::{polling, websocket, HttpResponse};
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
@@ -17,8 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
 /// Routing options shared by the front ends (engine.io's `AttachOptions`).
 #[derive(Debug, Clone)]
@@ -392,27 +391,31 @@ async fn upgrade_websocket(
             return Ok(res);
         }
     };
-    let Some(accept) = websocket::accept_key(&info) else {
-        engine.request_done(&info);
-        return Ok(abort_upgrade("Bad Request"));
+    let accept = match websocket::accept(&engine, &info) {
+        Ok(a) => a,
+        Err(body) => {
+            engine.request_done(&info);
+            return Ok(abort_upgrade(body));
+        }
     };
-    let config = websocket::config(&engine);
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let deflate = accept.deflate.clone();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             engine.request_done(&info);
             return;
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        websocket::serve(engine, ticket, info, ws).await;
+        // Our own connections are TCP: read without a buffer per connection.
+        let (io, head) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => (WsIo::Tcp(parts.io.into_inner()), parts.read_buf),
+            Err(upgraded) => (WsIo::other(TokioIo::new(upgraded)), Bytes::new()),
+        };
+        websocket::serve(engine, ticket, info, io, head, deflate).await;
     });
-    let mut builder = Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+    let mut builder = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+    for (k, v) in accept.headers() {
+        builder = builder.header(k, v);
+    }
     for (k, v) in &extra {
         builder = builder.header(k.as_str(), v.as_str());
     }

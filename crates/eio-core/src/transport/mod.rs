@@ -4,6 +4,7 @@
 
 pub mod polling;
 pub mod websocket;
+pub mod ws;
 
 use bytes::Bytes;
 

@@ -1,20 +1,19 @@
 //! The WebSocket transport: one task per connection reads frames, writes
 //! what the session buffers, and runs the upgrade of a polling session.
 
+use super::ws::deflate::{self, Agreed, Deflater, Inflater};
+use super::ws::frame::{self, Decoder, Incoming, Violation, OP_BINARY, OP_PONG, OP_TEXT};
+use super::ws::{Ready, WsIo};
 use crate::engine::WsLink;
 use crate::engine::{
     Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch,
 };
 use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protocol, Str, WsFrame};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+use std::time::Duration;
 
 /// What an upgrade request turned out to be, decided before the 101.
 #[derive(Debug)]
@@ -77,273 +76,461 @@ pub async fn prepare(
     Ok((ticket, headers))
 }
 
-/// The `Sec-WebSocket-Accept` for a valid RFC 6455 upgrade request (GET,
-/// `Upgrade: websocket`, version 13, a key), or `None`.
-pub fn accept_key(req: &RequestInfo) -> Option<String> {
+/// The answer to a valid RFC 6455 upgrade request: the headers of the 101.
+#[derive(Debug)]
+pub struct Accept {
+    /// `Sec-WebSocket-Accept`.
+    pub key: String,
+    /// permessage-deflate, when configured and offered.
+    pub deflate: Option<Agreed>,
+}
+
+impl Accept {
+    /// The WebSocket headers of the 101, before the application's.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            ("Upgrade", "websocket".to_string()),
+            ("Connection", "Upgrade".to_string()),
+            ("Sec-WebSocket-Accept", self.key.clone()),
+        ];
+        if let Some(d) = &self.deflate {
+            h.push(("Sec-WebSocket-Extensions", d.header_value()));
+        }
+        h
+    }
+}
+
+/// Checks an upgrade request as `ws` does after engine.io's checks (GET,
+/// `Upgrade: websocket`, version 13, a key; the extension offer when
+/// `perMessageDeflate` is on). `Err` is the body of the 400.
+pub fn accept(engine: &Engine, req: &RequestInfo) -> Result<Accept, &'static str> {
     let upgrade = req
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let version = req.header("sec-websocket-version") == Some("13");
     let key = req
         .header("sec-websocket-key")
-        .filter(|k| !k.trim().is_empty())?;
-    (req.method == "GET" && upgrade && version).then(|| {
-        tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim().as_bytes())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let (true, true, Some(key)) = (req.method == "GET" && upgrade, version, key) else {
+        return Err("Bad Request");
+    };
+    let deflate = match &engine.config().per_message_deflate {
+        Some(config) => {
+            let offers: Vec<&str> = req
+                .headers
+                .iter()
+                .filter(|(k, _)| k == "sec-websocket-extensions")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            if offers.is_empty() {
+                None
+            } else {
+                deflate::negotiate(&offers.join(", "), config)
+                    .map_err(|_| deflate::BAD_EXTENSIONS)?
+            }
+        }
+        None => None,
+    };
+    Ok(Accept {
+        key: accept_key(key),
+        deflate,
     })
 }
 
-/// The WebSocket settings for `engine`: messages up to `maxHttpBufferSize`,
-/// and small buffers, since most connections are idle most of the time.
-pub fn config(engine: &Engine) -> WebSocketConfig {
-    let max = engine.config().max_http_buffer_size;
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
+/// RFC 6455's `Sec-WebSocket-Accept`: base64 of SHA-1 of the key and GUID.
+fn accept_key(key: &str) -> String {
+    use base64::Engine as _;
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
 }
 
-/// Serves an accepted WebSocket until it ends.
-pub async fn serve<S>(
+/// How long a closing connection waits for the client's close frame before
+/// it lets go of the socket.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// engine.io's upgrade check interval.
+const UPGRADE_TICK: Duration = Duration::from_millis(100);
+
+/// Serves an accepted WebSocket until it ends. `head` holds bytes that
+/// arrived with the upgrade request; `deflate` is what [`accept`] agreed.
+pub async fn serve(
     engine: Engine,
     ticket: Ticket,
     req: Arc<RequestInfo>,
-    mut ws: WebSocketStream<S>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+    io: WsIo,
+    head: Bytes,
+    deflate: Option<Agreed>,
+) {
     let link = WsLink::new(engine.next_id());
     // engine.io: `!req._query.b64`, so an empty `b64=` still means binary.
-    let req_supports_binary = req.query("b64").is_none_or(|v| v.is_empty());
+    let supports_binary = req.query("b64").is_none_or(|v| v.is_empty());
     if !matches!(ticket, Ticket::Handshake { .. }) {
         engine.request_done(&req);
     }
-    let (session, candidate) = match ticket {
-        Ticket::Close => {
-            let _ = ws.close(None).await;
-            return;
-        }
+    let mut conn = Connection {
+        engine: &engine,
+        session: None,
+        link: &link,
+        candidate: false,
+        probed: false,
+        supports_binary,
+        io,
+        decoder: Decoder::new(
+            engine.config().max_http_buffer_size,
+            deflate.as_ref().map(Inflater::new),
+        ),
+        deflater: match (&deflate, &engine.config().per_message_deflate) {
+            (Some(agreed), Some(config)) => Some(Deflater::new(agreed, config)),
+            _ => None,
+        },
+        out: Vec::new(),
+        zbuf: Vec::new(),
+        items: Vec::new(),
+    };
+    match ticket {
+        Ticket::Close => return conn.close(1005).await,
         Ticket::Handshake { protocol, sid } => {
             let kind = TransportKind::WebSocket;
             let s = engine.open_session(req.clone(), kind, protocol, sid, Some(link.clone()));
             // After `connection`, so the application hands the same request
             // object from its hooks to `socket.request`.
             engine.request_done(&req);
-            (s, false)
+            conn.session = Some(s);
         }
         Ticket::Upgrade(session) => {
             if !session.upgrade_begin(link.clone()) {
-                let _ = ws.close(None).await;
-                return;
+                return conn.close(1005).await;
             }
-            (session, true)
+            conn.session = Some(session);
+            conn.candidate = true;
         }
-    };
-    let end = Connection {
-        engine: &engine,
-        session: &session,
-        link: &link,
-        candidate,
-        supports_binary: req_supports_binary,
     }
-    .run(&mut ws)
-    .await;
+    // A panic in this connection's code ends this session alone.
+    let end = AssertUnwindSafe(conn.run(head))
+        .catch_unwind()
+        .await
+        .unwrap_or(End::Panic);
+    let session = conn.session.clone().expect("set above");
+    let id = link.id;
     match end {
-        End::Closed => {}
-        End::Error(e) => session.ws_ended(link.id, Some(e)),
-        End::Remote => session.ws_ended(link.id, None),
-        End::TooLarge => {
-            // ws (engine.io's WebSocket server) sends 1009 with no reason.
-            let frame = CloseFrame {
-                code: CloseCode::Size,
-                reason: Utf8Bytes::from_static(""),
-            };
-            let _ = ws.close(Some(frame)).await;
-            session.ws_ended(link.id, Some("message too big".into()));
+        End::Closed => conn.close(1005).await,
+        End::Remote(payload) => {
+            // `ws` echoes the client's close frame.
+            session.ws_ended(id, None);
+            conn.close_with_payload(&payload).await;
         }
-        End::Protocol(e) => {
-            let frame = CloseFrame {
-                code: CloseCode::Protocol,
-                reason: Utf8Bytes::from_static(""),
-            };
-            let _ = ws.close(Some(frame)).await;
-            session.ws_ended(link.id, Some(e));
+        End::Eof => session.ws_ended(id, None),
+        End::Violation(v) => {
+            session.ws_ended(id, Some(v.to_string()));
+            conn.close(v.code()).await;
         }
-        End::InvalidData(e) => {
-            let frame = CloseFrame {
-                code: CloseCode::Invalid,
-                reason: Utf8Bytes::from_static(""),
-            };
-            let _ = ws.close(Some(frame)).await;
-            session.ws_ended(link.id, Some(e));
+        End::Io(e) => session.ws_ended(id, Some(e)),
+        End::Panic => {
+            session.ws_ended(id, Some("internal error".into()));
+            // Tell the client, but read nothing more from a connection
+            // whose code just failed.
+            conn.out.clear();
+            frame::encode_close(&mut conn.out, 1011);
+            if conn.flush().await.is_ok() {
+                conn.io.shutdown().await;
+            }
         }
     }
 }
 
+/// How a connection ended.
 enum End {
     /// The session (or the aborted upgrade) closed the socket.
     Closed,
-    /// The client closed the socket.
-    Remote,
-    /// A message over `maxHttpBufferSize`.
-    TooLarge,
-    /// Frames that break RFC 6455.
-    Protocol(String),
-    /// A text message that is not UTF-8 (close code 1007).
-    InvalidData(String),
+    /// The client sent a close frame (its payload, to echo).
+    Remote(Bytes),
+    /// The client's stream ended without a close frame.
+    Eof,
+    /// Frames `ws` would refuse: closed with the violation's code.
+    Violation(Violation),
     /// An I/O error.
-    Error(String),
+    Io(String),
+    /// A bug: this connection's code panicked.
+    Panic,
 }
 
 struct Connection<'a> {
     engine: &'a Engine,
-    session: &'a Arc<Session>,
+    session: Option<Arc<Session>>,
     link: &'a Arc<WsLink>,
     candidate: bool,
+    /// The candidate answered the probe: upgrade ticks run.
+    probed: bool,
     /// v3 clients that asked for `b64` get binary as base64 text.
     supports_binary: bool,
+    io: WsIo,
+    decoder: Decoder,
+    deflater: Option<Deflater>,
+    /// Frames being written; reused, and let go when it grew large.
+    out: Vec<u8>,
+    /// Compressed payloads before they are framed.
+    zbuf: Vec<u8>,
+    /// What the last read decoded.
+    items: Vec<Incoming>,
 }
 
 impl Connection<'_> {
-    async fn run<S>(mut self, ws: &mut WebSocketStream<S>) -> End
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let deadline = tokio::time::Instant::now() + self.engine.config().upgrade_timeout;
+    fn session(&self) -> &Arc<Session> {
+        self.session.as_ref().expect("set before run")
+    }
+
+    async fn run(&mut self, head: Bytes) -> End {
+        let timer = tokio::time::sleep(self.engine.config().upgrade_timeout);
+        tokio::pin!(timer);
+        // engine.io's upgrade check, armed by the probe.
+        let tick = tokio::time::sleep(UPGRADE_TICK);
+        tokio::pin!(tick);
+        let mut ticking = false;
+        if !head.is_empty() {
+            let r = self.decoder.feed(&head, &mut self.items);
+            if let Some(end) = self.handle(r).await {
+                return end;
+            }
+        }
         // A fresh session has its open packet buffered already.
         self.link.notify.notify_one();
         loop {
             tokio::select! {
                 _ = self.link.notify.notified() => {
-                    match self.session.ws_batch(self.link.id) {
-                        WsBatch::Idle => {}
-                        WsBatch::Close => {
-                            let _ = ws.close(None).await;
-                            return End::Closed;
-                        }
-                        WsBatch::Write { packets, callbacks, close, more } => {
-                            for p in &packets {
-                                if let Err(e) = ws.feed(frame(p, self.session.protocol, self.supports_binary)).await {
-                                    // A write after the client's close is its close, not an error.
-                                    return error_end(e);
-                                }
-                            }
-                            if let Err(e) = ws.flush().await {
-                                return error_end(e);
-                            }
-                            self.session.ws_written(callbacks);
-                            if close {
-                                let _ = ws.close(None).await;
-                                return End::Closed;
-                            }
-                            if more {
-                                self.link.notify.notify_one();
-                            }
-                        }
+                    if let Some(end) = self.write_batch().await {
+                        return end;
                     }
                 }
-                msg = ws.next() => {
-                    let msg = match msg {
-                        None => return End::Remote,
-                        Some(Ok(m)) => m,
-                        Some(Err(e)) => return error_end(e),
+                ready = self.io.ready() => {
+                    let ready: Ready = match ready {
+                        Ok(r) => r,
+                        Err(e) => return End::Io(e.to_string()),
                     };
-                    let packet = match msg {
-                        Message::Text(t) => {
-                            // SAFETY: tungstenite validated the text frame as UTF-8.
-                            let s = unsafe { Str::from_utf8_unchecked(Bytes::from(t)) };
-                            match decode_text(s, self.session.protocol) {
-                                Ok(Some(p)) => p,
-                                Ok(None) => continue,
-                                Err(()) => {
-                                    if self.candidate {
-                                        self.session.upgrade_abort(self.link.id);
-                                        let _ = ws.close(None).await;
-                                        return End::Closed;
-                                    }
-                                    self.session.on_parse_error();
-                                    continue;
-                                }
-                            }
-                        }
-                        Message::Binary(b) => match binary_packet(b, self.session.protocol) {
-                            Some(p) => p,
-                            None => continue,
-                        },
-                        Message::Close(_) => {
-                            // tungstenite answers the close; keep reading until it ends.
-                            let _ = ws.flush().await;
-                            continue;
-                        }
-                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
-                            let _ = ws.flush().await;
-                            continue;
-                        }
+                    let (decoder, items) = (&mut self.decoder, &mut self.items);
+                    let fed = self.io.take(ready, |bytes| {
+                        (!bytes.is_empty()).then(|| decoder.feed(bytes, items))
+                    });
+                    let r = match fed {
+                        Err(e) => return End::Io(e.to_string()),
+                        Ok(None) => continue,
+                        Ok(Some(None)) => return End::Eof,
+                        Ok(Some(Some(r))) => r,
                     };
-                    if self.candidate {
-                        match self.upgrade_step(ws, packet).await {
-                            Some(end) => return end,
-                            None => continue,
-                        }
+                    if let Some(end) = self.handle(r).await {
+                        return end;
                     }
-                    self.session.on_packet(packet);
+                    if self.probed && !ticking {
+                        ticking = true;
+                        tick.as_mut().reset(tokio::time::Instant::now() + UPGRADE_TICK);
+                    }
                 }
-                _ = tokio::time::sleep_until(deadline), if self.candidate => {
-                    self.session.upgrade_abort(self.link.id);
-                    let _ = ws.close(None).await;
+                _ = &mut timer, if self.candidate => {
+                    self.session().upgrade_abort(self.link.id);
                     return End::Closed;
+                }
+                _ = &mut tick, if self.candidate && ticking => {
+                    self.session().upgrade_tick(self.link.id);
+                    tick.as_mut().reset(tokio::time::Instant::now() + UPGRADE_TICK);
                 }
             }
         }
     }
 
-    /// One packet of the upgrade dance: `2probe` → `3probe`, then `5`.
-    async fn upgrade_step<S>(&mut self, ws: &mut WebSocketStream<S>, packet: Packet) -> Option<End>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let id = self.link.id;
-        match (packet.kind, &packet.data) {
-            (PacketType::Ping, PacketData::Text(t)) if t == "probe" => {
-                let pong = frame(
-                    &Packet::text(PacketType::Pong, "probe"),
-                    self.session.protocol,
-                    self.supports_binary,
-                );
-                if let Err(e) = ws.send(pong).await {
-                    self.session.upgrade_abort(id);
-                    return Some(End::Error(e.to_string()));
+    /// Acts on what the last read decoded, in order, then on the
+    /// violation that stopped decoding, if any.
+    async fn handle(&mut self, decoded: Result<(), Violation>) -> Option<End> {
+        let mut items = std::mem::take(&mut self.items);
+        for item in items.drain(..) {
+            let packet = match item {
+                Incoming::Text(s) => match decode_text(s, self.session().protocol) {
+                    Ok(Some(p)) => p,
+                    Ok(None) => continue,
+                    Err(()) => {
+                        if self.candidate {
+                            self.session().upgrade_abort(self.link.id);
+                            return Some(End::Closed);
+                        }
+                        self.session().on_parse_error();
+                        continue;
+                    }
+                },
+                Incoming::Binary(b) => match binary_packet(b, self.session().protocol) {
+                    Some(p) => p,
+                    None => continue,
+                },
+                Incoming::Ping(payload) => {
+                    // `ws` answers pings itself.
+                    frame::encode_frame(&mut self.out, OP_PONG, false, &payload);
+                    if let Err(e) = self.flush().await {
+                        return Some(End::Io(e.to_string()));
+                    }
+                    continue;
                 }
-                if !self.session.upgrade_probed(id) {
-                    let _ = ws.close(None).await;
+                Incoming::Pong => continue,
+                Incoming::Close(_, payload) => return Some(End::Remote(payload)),
+            };
+            if self.candidate {
+                if let Some(end) = self.upgrade_step(packet).await {
+                    return Some(end);
+                }
+                continue;
+            }
+            self.session().on_packet(packet);
+        }
+        self.items = items;
+        decoded.err().map(End::Violation)
+    }
+
+    /// Writes what the session has buffered for this connection.
+    async fn write_batch(&mut self) -> Option<End> {
+        match self.session().ws_batch(self.link.id) {
+            WsBatch::Idle => None,
+            WsBatch::Close => Some(End::Closed),
+            WsBatch::Write {
+                packets,
+                callbacks,
+                close,
+                more,
+            } => {
+                for p in &packets {
+                    if let Err(e) = self.encode(p) {
+                        return Some(End::Io(e.to_string()));
+                    }
+                }
+                if let Err(e) = self.flush().await {
+                    // A write after the client's close is its close.
+                    return Some(match e.kind() {
+                        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                            End::Eof
+                        }
+                        _ => End::Io(e.to_string()),
+                    });
+                }
+                self.session().ws_written(callbacks);
+                if close {
                     return Some(End::Closed);
+                }
+                if more {
+                    self.link.notify.notify_one();
                 }
                 None
             }
+        }
+    }
+
+    /// Appends `p` as one frame to the output, compressed when agreed.
+    fn encode(&mut self, p: &Packet) -> std::io::Result<()> {
+        let protocol = self.session().protocol;
+        let (opcode, payload) = match (protocol, &p.data) {
+            // The common case, framed without building the text first.
+            (Protocol::V4, PacketData::Text(s)) if self.deflater.is_none() => {
+                let len = 1 + s.len();
+                frame::encode_header(&mut self.out, OP_TEXT, false, len);
+                self.out.push(p.kind.as_char() as u8);
+                self.out.extend_from_slice(s.as_bytes());
+                return Ok(());
+            }
+            _ => match wire_frame(p, protocol, self.supports_binary) {
+                WsFrame::Text(s) => (OP_TEXT, s.into_bytes()),
+                WsFrame::Binary(b) => (OP_BINARY, b),
+            },
+        };
+        match &mut self.deflater {
+            Some(d) if d.wants(payload.len()) => {
+                self.zbuf.clear();
+                d.compress(&payload, &mut self.zbuf)?;
+                frame::encode_frame(&mut self.out, opcode, true, &self.zbuf);
+            }
+            _ => frame::encode_frame(&mut self.out, opcode, false, &payload),
+        }
+        Ok(())
+    }
+
+    /// Writes the output buffer, then lets it go if it grew past a page.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.io.write_all(&self.out).await;
+        if self.out.capacity() > 4096 {
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
+        }
+        if self.zbuf.capacity() > 4096 {
+            self.zbuf = Vec::new();
+        }
+        r
+    }
+
+    /// One packet of the upgrade dance: `2probe` → `3probe`, then `5`.
+    async fn upgrade_step(&mut self, packet: Packet) -> Option<End> {
+        let id = self.link.id;
+        match (packet.kind, &packet.data) {
+            (PacketType::Ping, PacketData::Text(t)) if t == "probe" => {
+                let pong = Packet::text(PacketType::Pong, "probe");
+                let written = match self.encode(&pong) {
+                    Ok(()) => self.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
+                    self.session().upgrade_abort(id);
+                    return Some(End::Io(e.to_string()));
+                }
+                if !self.session().upgrade_probed(id) {
+                    return Some(End::Closed);
+                }
+                self.probed = true;
+                None
+            }
             (PacketType::Upgrade, _) => {
-                if !self.session.upgrade_complete(id) {
-                    let _ = ws.close(None).await;
+                if !self.session().upgrade_complete(id) {
                     return Some(End::Closed);
                 }
                 self.candidate = false;
                 None
             }
             _ => {
-                self.session.upgrade_abort(id);
-                let _ = ws.close(None).await;
+                self.session().upgrade_abort(id);
                 Some(End::Closed)
             }
         }
     }
-}
 
-fn error_end(e: WsError) -> End {
-    match e {
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => End::TooLarge,
-        WsError::Protocol(p) => End::Protocol(p.to_string()),
-        WsError::Utf8(_) => End::InvalidData("invalid UTF-8".into()),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => End::Remote,
-        e => End::Error(e.to_string()),
+    /// Sends a close frame with `code` (1005: none), then lets the
+    /// connection go once the client answers or [`CLOSE_LINGER`] passes.
+    async fn close(&mut self, code: u16) {
+        self.out.clear();
+        frame::encode_close(&mut self.out, code);
+        self.finish().await;
+    }
+
+    /// Echoes a client's close frame payload and lets the connection go.
+    async fn close_with_payload(&mut self, payload: &[u8]) {
+        self.out.clear();
+        frame::encode_frame(&mut self.out, frame::OP_CLOSE, false, payload);
+        self.finish().await;
+    }
+
+    async fn finish(&mut self) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        self.io.shutdown().await;
+        // Read until the client closes too, so our end does not reset a
+        // connection whose close frame is still on its way.
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            loop {
+                let Ok(ready) = self.io.ready().await else {
+                    return;
+                };
+                match self.io.take(ready, |b| b.is_empty()) {
+                    Ok(Some(true)) | Err(_) => return,
+                    _ => {}
+                }
+            }
+        })
+        .await;
     }
 }
 
@@ -363,16 +550,222 @@ fn binary_packet(b: Bytes, protocol: Protocol) -> Option<Packet> {
     }
 }
 
-fn frame(p: &Packet, protocol: Protocol, supports_binary: bool) -> Message {
-    let f = match protocol {
-        Protocol::V4 => p.to_ws_frame(),
+fn wire_frame(p: &Packet, protocol: Protocol, supports_binary: bool) -> WsFrame {
+    match protocol {
+        Protocol::V4 => p.to_ws_frame_with(supports_binary),
         Protocol::V3 => v3::encode_packet_ws_v3(p, supports_binary),
-    };
-    match f {
-        // SAFETY: `Str` is UTF-8 by construction.
-        WsFrame::Text(s) => {
-            Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into_bytes()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{CloseReason, Config, Event, EventQueue};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+
+    /// A stream that panics on its next read once `armed` is set: a stand-in
+    /// for a bug anywhere in a connection's code.
+    struct Faulty {
+        inner: DuplexStream,
+        armed: Arc<AtomicBool>,
+    }
+
+    impl AsyncRead for Faulty {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if r.is_ready() && self.armed.load(Ordering::SeqCst) {
+                panic!("injected fault");
+            }
+            r
         }
-        WsFrame::Binary(b) => Message::Binary(b),
+    }
+
+    impl AsyncWrite for Faulty {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// A client end: writes masked frames, reads the server's frames.
+    struct Client {
+        io: DuplexStream,
+        buf: Vec<u8>,
+    }
+
+    impl Client {
+        async fn send(&mut self, opcode: u8, payload: &[u8]) {
+            let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8, 1, 2, 3, 4];
+            let mut p = payload.to_vec();
+            frame::unmask(&mut p, [1, 2, 3, 4]);
+            f.extend(p);
+            self.io.write_all(&f).await.unwrap();
+        }
+
+        /// The next server frame as (opcode, payload); `None` at the end.
+        async fn next(&mut self) -> Option<(u8, Vec<u8>)> {
+            loop {
+                if self.buf.len() >= 2 {
+                    let len = (self.buf[1] & 0x7F) as usize;
+                    assert!(len < 126, "small frames only");
+                    if self.buf.len() >= 2 + len {
+                        let f = (self.buf[0] & 0x0F, self.buf[2..2 + len].to_vec());
+                        self.buf.drain(..2 + len);
+                        return Some(f);
+                    }
+                }
+                let mut chunk = [0u8; 256];
+                let n = self.io.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    return None;
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+
+    /// Opens a WebSocket session over an in-memory stream.
+    fn open(engine: &Engine, sid: &str) -> (Client, Arc<AtomicBool>) {
+        let (client, server) = tokio::io::duplex(4096);
+        let armed = Arc::new(AtomicBool::new(false));
+        let io = WsIo::other(Faulty {
+            inner: server,
+            armed: armed.clone(),
+        });
+        let req = Arc::new(RequestInfo::new(
+            "GET",
+            "/engine.io/?EIO=4&transport=websocket",
+            "1.1",
+            vec![],
+            None,
+        ));
+        let ticket = Ticket::Handshake {
+            protocol: Protocol::V4,
+            sid: sid.into(),
+        };
+        tokio::spawn(serve(engine.clone(), ticket, req, io, Bytes::new(), None));
+        (
+            Client {
+                io: client,
+                buf: Vec::new(),
+            },
+            armed,
+        )
+    }
+
+    /// Collects events until `done` holds (for at most 5 s), acknowledging
+    /// new sessions as the JS side does.
+    async fn events_until(engine: &Engine, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+        let mut evs = Vec::new();
+        for _ in 0..500 {
+            for ev in engine.events().drain() {
+                if let Event::Connection { handle, .. } = &ev {
+                    engine.session(*handle).unwrap().ack_open();
+                }
+                evs.push(ev);
+            }
+            if done(&evs) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        evs
+    }
+
+    async fn messages_until(engine: &Engine, n: usize) -> Vec<String> {
+        messages(&events_until(engine, |evs| messages(evs).len() >= n).await)
+    }
+
+    fn messages(evs: &[Event]) -> Vec<String> {
+        evs.iter()
+            .filter_map(|e| match e {
+                Event::Message {
+                    data: PacketData::Text(t),
+                    ..
+                } => Some(t.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_one_connection_closes_only_its_session() {
+        let engine = Engine::new(
+            Config::default(),
+            EventQueue::new(|| {}),
+            tokio::runtime::Handle::current(),
+        );
+        let (mut a, armed) = open(&engine, "aaaaaaaaaaaaaaaaaaaa");
+        let (mut b, _) = open(&engine, "bbbbbbbbbbbbbbbbbbbb");
+        let opened = events_until(&engine, |evs| {
+            evs.iter()
+                .filter(|e| matches!(e, Event::Connection { .. }))
+                .count()
+                == 2
+        })
+        .await;
+        let b_handle = opened
+            .iter()
+            .find_map(|e| match e {
+                Event::Connection { handle, sid, .. } if sid.starts_with('b') => Some(*handle),
+                _ => None,
+            })
+            .expect("b's connection event");
+        assert_eq!(a.next().await.unwrap().1[0], b'0');
+        assert_eq!(b.next().await.unwrap().1[0], b'0');
+        a.send(1, b"4before").await;
+        assert_eq!(messages_until(&engine, 1).await, ["before"]);
+
+        armed.store(true, Ordering::SeqCst);
+        a.send(1, b"4boom").await;
+        let evs = events_until(&engine, |evs| {
+            evs.iter().any(|e| matches!(e, Event::Close { .. }))
+        })
+        .await;
+        let closes: Vec<_> = evs
+            .iter()
+            .filter_map(|e| match e {
+                Event::Close {
+                    reason,
+                    description,
+                    ..
+                } => Some((*reason, description.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            closes,
+            [(CloseReason::TransportError, Some("internal error".into()))]
+        );
+        // Its client is told (1011) and the connection ends.
+        let close = a.next().await.unwrap();
+        assert_eq!(close, (frame::OP_CLOSE, 1011u16.to_be_bytes().to_vec()));
+        assert_eq!(engine.clients_count(), 1);
+
+        // The other session goes on, both ways.
+        b.send(1, b"4still here").await;
+        assert_eq!(messages_until(&engine, 1).await, ["still here"]);
+        let text = PacketData::Text(Str::from("pong".to_string()));
+        engine.session(b_handle).unwrap().send(text, false, false);
+        assert_eq!(b.next().await.unwrap(), (frame::OP_TEXT, b"4pong".to_vec()));
     }
 }

@@ -1,0 +1,205 @@
+"use strict";
+
+// The WebSocket layer as a client sees it: control frames, fragments, and
+// permessage-deflate negotiated and used as `ws` (engine.io's server) does.
+
+const { test } = require("node:test");
+const assert = require("node:assert/strict");
+const http = require("node:http");
+const zlib = require("node:zlib");
+const { WebSocket } = require("ws");
+const { attach } = require("..");
+const { start, stop, once } = require("./helpers");
+const {
+  destroyRaw,
+  wsFrame,
+  parseFrames,
+  closeCode,
+  sendUpgrade,
+  rawWebSocket,
+} = require("./wire");
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A native engine echoing messages, stopped when the test ends. */
+async function serve(t, opts) {
+  const started = await start(opts);
+  started.engine.on("connection", (s) => s.on("message", (m) => s.send(m)));
+  t.after(() => {
+    destroyRaw();
+    return stop(started.engine);
+  });
+  return started;
+}
+
+/** Waits until `bytes()` holds `n` frames; returns them. */
+async function frames(ws, n) {
+  for (let i = 0; i < 200; i++) {
+    const f = parseFrames(ws.bytes());
+    if (f.length >= n) return f;
+    await sleep(10);
+  }
+  throw new Error(`fewer than ${n} frames arrived`);
+}
+
+/** A `ws` client of the engine; resolves once open, with the messages it gets. */
+async function wsClient(port, opts) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/engine.io/?EIO=4&transport=websocket`, opts);
+  const messages = [];
+  ws.on("message", (data, isBinary) => messages.push(isBinary ? data : data.toString()));
+  await once(ws, "open");
+  return { ws, messages };
+}
+
+async function until(cond, what) {
+  for (let i = 0; i < 300 && !cond(); i++) await sleep(10);
+  assert.ok(cond(), what);
+}
+
+const inflate = (payload) =>
+  zlib.inflateRawSync(Buffer.concat([payload, Buffer.from([0, 0, 0xff, 0xff])]), {
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
+
+test("a client's close frame is echoed and the session closes with 'transport close'", async (t) => {
+  const { engine, port } = await serve(t);
+  const ws = await rawWebSocket(engine, port);
+  const closed = once(ws.socket, "close");
+  const payload = Buffer.concat([Buffer.from([0x0f, 0xa0]), Buffer.from("bye")]); // 4000
+  ws.sock.write(wsFrame({ opcode: 0x8, payload }));
+  assert.equal((await closed)[0], "transport close");
+  await ws.ended;
+  const close = parseFrames(ws.bytes()).find((f) => f.opcode === 0x8);
+  assert.deepEqual(close.payload, payload);
+});
+
+test("pings are answered with the same payload; fragments make one message", async (t) => {
+  const { engine, port } = await serve(t);
+  const ws = await rawWebSocket(engine, port);
+  ws.sock.write(
+    Buffer.concat([
+      wsFrame({ fin: false, opcode: 0x1, payload: Buffer.from("4hel") }),
+      wsFrame({ opcode: 0x9, payload: Buffer.from("are you there") }),
+      wsFrame({ fin: false, opcode: 0x0, payload: Buffer.from("lo wo") }),
+      wsFrame({ opcode: 0x0, payload: Buffer.from("rld") }),
+    ]),
+  );
+  const got = await frames(ws, 3); // open, pong, echo
+  assert.equal(got[1].opcode, 0xa);
+  assert.equal(got[1].payload.toString(), "are you there");
+  assert.equal(got[2].payload.toString(), "4hello world");
+  assert.equal(engine.clientsCount, 1);
+});
+
+test("perMessageDeflate off (the default): the offer is ignored", async (t) => {
+  const { port } = await serve(t);
+  const { ws, messages } = await wsClient(port);
+  assert.equal(ws.extensions, "");
+  ws.send("4" + "a".repeat(5000));
+  await until(() => messages.length === 2, "echo");
+  assert.equal(messages[1], "4" + "a".repeat(5000));
+  ws.close();
+});
+
+test("perMessageDeflate: negotiated with the ws client, both directions compressed", async (t) => {
+  const { port } = await serve(t, { perMessageDeflate: true });
+  const { ws, messages } = await wsClient(port);
+  assert.match(ws.extensions, /^permessage-deflate/);
+  const big = "4" + "compressible ".repeat(2000);
+  const bin = Buffer.alloc(100_000, 7);
+  ws.send(big);
+  ws.send("4tiny");
+  ws.send(bin);
+  await until(() => messages.length === 4, "echoes");
+  assert.equal(messages[1], big);
+  assert.equal(messages[2], "4tiny");
+  assert.deepEqual(messages[3], bin);
+  ws.close();
+});
+
+test("perMessageDeflate: the server's frames carry RSV1 and inflate to the packets", async (t) => {
+  const { engine, port } = await serve(t, { perMessageDeflate: true });
+  const ws = await rawWebSocket(
+    engine,
+    port,
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+  );
+  assert.match(ws.head(), /\r\nSec-WebSocket-Extensions: permessage-deflate\r\n/i);
+  const open = parseFrames(ws.bytes())[0];
+  // ws compresses every message while the context is kept, whatever its size.
+  assert.equal(open.rsv1, true);
+  assert.match(inflate(open.payload).toString(), /^0\{"sid"/);
+  ws.socket.send("x".repeat(3000));
+  const [, msg] = await frames(ws, 2);
+  assert.equal(msg.rsv1, true);
+  assert.ok(msg.payload.length < 100);
+  assert.equal(inflate(msg.payload).toString(), "4" + "x".repeat(3000));
+});
+
+test("perMessageDeflate: without context takeover, messages under threshold go plain", async (t) => {
+  const { engine, port } = await serve(t, {
+    perMessageDeflate: { threshold: 2048, serverNoContextTakeover: true },
+  });
+  const ws = await rawWebSocket(engine, port, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+  assert.match(ws.head(), /permessage-deflate; server_no_context_takeover/);
+  ws.socket.send("small");
+  ws.socket.send("y".repeat(4000));
+  const [open, small, large] = await frames(ws, 3);
+  assert.equal(open.rsv1, false);
+  assert.equal(small.rsv1, false);
+  assert.equal(small.payload.toString(), "4small");
+  assert.equal(large.rsv1, true);
+  assert.equal(inflate(large.payload).toString(), "4" + "y".repeat(4000));
+});
+
+test("perMessageDeflate: compressed client frames are inflated, and limited by maxHttpBufferSize", async (t) => {
+  const { engine, port } = await serve(t, { perMessageDeflate: true, maxHttpBufferSize: 1000 });
+  const ws = await rawWebSocket(engine, port, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+  const messages = [];
+  ws.socket.on("message", (m) => messages.push(m));
+  // As a client writes them: a sync flush, its 4-byte tail left off.
+  const deflated = (s) =>
+    zlib
+      .deflateRawSync(Buffer.from(s), { finishFlush: zlib.constants.Z_SYNC_FLUSH })
+      .subarray(0, -4);
+  ws.sock.write(wsFrame({ rsv: 0x4, opcode: 0x1, payload: deflated("4" + "z".repeat(900)) }));
+  await until(() => messages.length === 1, "the inflated message");
+  assert.equal(messages[0], "z".repeat(900));
+  // 1 MB of zeros deflates to about 1 KB: refused once inflated past the limit.
+  const closed = once(ws.socket, "close");
+  ws.sock.write(wsFrame({ rsv: 0x4, opcode: 0x1, payload: deflated("4" + "0".repeat(1_000_000)) }));
+  assert.equal((await closed)[0], "transport error");
+  await ws.ended;
+  assert.equal(closeCode(parseFrames(ws.bytes())), 1009);
+});
+
+test("perMessageDeflate: an offer that does not parse gets ws's 400", async (t) => {
+  const { port } = await serve(t, { perMessageDeflate: true });
+  for (const offer of [
+    "permessage-deflate; foo=1",
+    "permessage-deflate; server_max_window_bits=20",
+  ]) {
+    const { sock, all } = await sendUpgrade(port, `Sec-WebSocket-Extensions: ${offer}\r\n`);
+    await once(sock, "close");
+    const res = all().toString();
+    assert.match(res, /^HTTP\/1\.1 400 /, offer);
+    assert.ok(res.endsWith("Invalid or unacceptable Sec-WebSocket-Extensions header"), offer);
+  }
+});
+
+test("perMessageDeflate through attach(): negotiated on the taken-over socket", async (t) => {
+  const httpServer = http.createServer();
+  const engine = attach(httpServer, { perMessageDeflate: true });
+  engine.on("connection", (s) => s.on("message", (m) => s.send(m)));
+  await new Promise((r) => httpServer.listen(0, "127.0.0.1", r));
+  t.after(() => {
+    engine.close();
+    return new Promise((r) => httpServer.close(r));
+  });
+  const { ws, messages } = await wsClient(httpServer.address().port);
+  assert.match(ws.extensions, /^permessage-deflate/);
+  ws.send("4" + "q".repeat(10_000));
+  await until(() => messages.length === 2, "echo");
+  assert.equal(messages[1], "4" + "q".repeat(10_000));
+  ws.close();
+});

@@ -1,0 +1,113 @@
+//! The WebSocket protocol as eio-rs needs it, server side: the framing
+//! ([`frame`]), permessage-deflate ([`deflate`]) and the connection's I/O.
+//!
+//! Our own rather than a crate's so that an idle connection holds no read
+//! buffer (a plain TCP socket is read into one buffer per runtime thread and
+//! only an incomplete frame is kept), large messages take one read, and
+//! permessage-deflate is negotiated as `ws` does.
+
+pub mod deflate;
+pub mod frame;
+
+use std::cell::RefCell;
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Any stream a connection can run on besides plain TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// The byte stream under a WebSocket.
+pub enum WsIo {
+    /// A TCP socket, read into the runtime thread's buffer.
+    Tcp(TcpStream),
+    /// Anything else (bridged TLS, ...), with a buffer of its own.
+    Other {
+        /// The stream.
+        io: Box<dyn Stream>,
+        /// Its read buffer, allocated at the first read.
+        buf: Vec<u8>,
+    },
+}
+
+/// What [`WsIo::ready`] found.
+pub enum Ready {
+    /// The TCP socket is readable: [`WsIo::take`] reads it.
+    Tcp,
+    /// This many bytes are in the stream's own buffer.
+    Read(usize),
+}
+
+/// Size of the read buffers: one read takes a 16 KiB message whole.
+const READ_SIZE: usize = 64 * 1024;
+/// Size of a stream's own buffer (bridged streams deliver smaller chunks).
+const OTHER_READ_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl WsIo {
+    /// A connection on any stream.
+    pub fn other(io: impl Stream + 'static) -> Self {
+        WsIo::Other {
+            io: Box::new(io),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Waits until there is something to read. Cancel-safe, so it can race
+    /// the session's writes in `select!`.
+    pub async fn ready(&mut self) -> io::Result<Ready> {
+        match self {
+            WsIo::Tcp(s) => s.readable().await.map(|_| Ready::Tcp),
+            WsIo::Other { io, buf } => {
+                if buf.is_empty() {
+                    buf.resize(OTHER_READ_SIZE, 0);
+                }
+                io.read(buf).await.map(Ready::Read)
+            }
+        }
+    }
+
+    /// Hands what [`WsIo::ready`] found to `f`: `Some(f(bytes))`, where an
+    /// empty slice is the end of the stream, or `None` when the socket had
+    /// nothing after all.
+    pub fn take<T>(&mut self, ready: Ready, f: impl FnOnce(&[u8]) -> T) -> io::Result<Option<T>> {
+        match (self, ready) {
+            (WsIo::Tcp(s), _) => SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                if scratch.is_empty() {
+                    scratch.resize(READ_SIZE, 0);
+                }
+                match s.try_read(&mut scratch) {
+                    Ok(n) => Ok(Some(f(&scratch[..n]))),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }),
+            (WsIo::Other { buf, .. }, Ready::Read(n)) => Ok(Some(f(&buf[..n]))),
+            (WsIo::Other { .. }, Ready::Tcp) => Ok(None),
+        }
+    }
+
+    /// Writes all of `data`.
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            WsIo::Tcp(s) => s.write_all(data).await,
+            WsIo::Other { io, .. } => {
+                io.write_all(data).await?;
+                io.flush().await
+            }
+        }
+    }
+
+    /// Ends the writing side: the client sees the end after our close frame.
+    pub async fn shutdown(&mut self) {
+        let _ = match self {
+            WsIo::Tcp(s) => s.shutdown().await,
+            WsIo::Other { io, .. } => io.shutdown().await,
+        };
+    }
+}
