@@ -326,7 +326,7 @@ class Server extends EventEmitter {
           case CONNECTION: {
             const [, handle, sid, protocol, transport, req] = ev.slice(i, i + 6);
             i += 6;
-            this._onConnection(handle, sid, protocol, transport, this._request(req));
+            this._onConnection(handle, sid, protocol, transport, this._lazyRequest(req));
             break;
           }
           case MESSAGE: {
@@ -468,6 +468,11 @@ class Server extends EventEmitter {
   /** The request object for a native request: the one hooks saw, if any. */
   _request(raw) {
     return this._requests.get(raw[6]) || new EngineRequest(raw);
+  }
+
+  /** The request object a hook already made, or a maker for `socket.request`. */
+  _lazyRequest(raw) {
+    return this._requests.get(raw[6]) || (() => new EngineRequest(raw));
   }
 
   _onHook(id, hook, req, extra) {

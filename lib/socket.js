@@ -23,10 +23,10 @@ class Transport extends EventEmitter {
     this.protocol = socket.protocol;
     this.writable = true;
     this._readyState = "open";
+    this._server = socket.server;
     // `headers` listeners make the engine ask JS for response headers.
-    const server = socket.server;
-    this.on("newListener", (event) => event === "headers" && server._listenerAdded(event));
-    this.on("removeListener", (event) => event === "headers" && server._listenerRemoved(event));
+    this.on("newListener", onTransportListenerAdded);
+    this.on("removeListener", onTransportListenerRemoved);
   }
 
   get readyState() {
@@ -50,26 +50,72 @@ class Transport extends EventEmitter {
  * in Rust, this object forwards calls and re-emits events.
  */
 class Socket extends EventEmitter {
+  /**
+   * @param {import("./server").Server} server
+   * @param {number} handle the session's handle in the engine
+   * @param {string} id
+   * @param {number} protocol
+   * @param {string} transportName
+   * @param {() => object} request makes `socket.request` when first read
+   */
   constructor(server, handle, id, protocol, transportName, request) {
     super();
     this.id = id;
     this.server = server;
     this.protocol = protocol;
-    this.request = request;
-    this.remoteAddress = request.connection.remoteAddress;
     this.upgrading = false;
     this.upgraded = false;
     this._handle = handle;
     this._readyState = "open";
-    // Send callbacks not yet due, oldest first (engine.io's name).
-    this.packetsFn = [];
-    // engine.io keeps flushed-but-unsent callbacks apart; here the engine
-    // reports them together with packetsFn, so this stays empty.
-    this.sentCallbackFn = [];
+    // What only some applications read is made when first read: an idle
+    // session costs little JS memory.
+    this._request = request;
+    this._transport = transportName;
+    this._packetsFn = null;
     this._upgradingTransport = null;
-    this.transport = new Transport(this, transportName);
-    this.on("newListener", (event) => server._listenerAdded(event));
-    this.on("removeListener", (event) => server._listenerRemoved(event));
+    this.on("newListener", onSocketListenerAdded);
+    this.on("removeListener", onSocketListenerRemoved);
+  }
+
+  /** The handshake request (engine.io's `socket.request`). */
+  get request() {
+    if (typeof this._request === "function") this._request = this._request();
+    return this._request;
+  }
+
+  set request(req) {
+    this._request = req;
+  }
+
+  get remoteAddress() {
+    return this.request.connection.remoteAddress;
+  }
+
+  /** The current transport. */
+  get transport() {
+    if (typeof this._transport === "string") this._transport = new Transport(this, this._transport);
+    return this._transport;
+  }
+
+  set transport(transport) {
+    this._transport = transport;
+  }
+
+  /** Send callbacks not yet due, oldest first (engine.io's name). */
+  get packetsFn() {
+    return this._packetsFn || (this._packetsFn = []);
+  }
+
+  set packetsFn(fns) {
+    this._packetsFn = fns;
+  }
+
+  /**
+   * engine.io keeps flushed-but-unsent callbacks apart; here the engine
+   * reports them together with packetsFn, so this is always empty.
+   */
+  get sentCallbackFn() {
+    return [];
   }
 
   get readyState() {
@@ -135,7 +181,8 @@ class Socket extends EventEmitter {
       const due = this.packetsFn.splice(0, callbacks);
       for (const fn of due) fn(this.transport);
     }
-    this.transport.emit("drain");
+    // A transport nobody has read has no listeners either.
+    if (typeof this._transport !== "string") this._transport.emit("drain");
     this.emit("drain");
     this.server.emit("drain", this);
   }
@@ -166,8 +213,8 @@ class Socket extends EventEmitter {
   _onClose(reason, description) {
     if (this._readyState === "closed") return;
     this._readyState = "closed";
-    this.packetsFn = [];
-    this.transport._close();
+    this._packetsFn = null;
+    if (typeof this._transport !== "string") this._transport._close();
     this._onUpgradeAborted();
     let desc;
     if (description != null) {
@@ -176,6 +223,20 @@ class Socket extends EventEmitter {
     }
     this.emit("close", reason, desc);
   }
+}
+
+// Listener bookkeeping, shared by every socket (`this` is the emitter).
+function onSocketListenerAdded(event) {
+  this.server._listenerAdded(event);
+}
+function onSocketListenerRemoved(event) {
+  this.server._listenerRemoved(event);
+}
+function onTransportListenerAdded(event) {
+  if (event === "headers") this._server._listenerAdded(event);
+}
+function onTransportListenerRemoved(event) {
+  if (event === "headers") this._server._listenerRemoved(event);
 }
 
 // engine.io-parser sends anything that is not binary as `String(data || "")`.

@@ -407,7 +407,11 @@ async fn upgrade_websocket(
         };
         // Our own connections are TCP: read without a buffer per connection.
         let (io, head) = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => (WsIo::Tcp(parts.io.into_inner()), parts.read_buf),
+            // A copy of what hyper read ahead, so its read buffer is freed.
+            Ok(parts) => (
+                WsIo::Tcp(parts.io.into_inner()),
+                Bytes::copy_from_slice(&parts.read_buf),
+            ),
             Err(upgraded) => (WsIo::other(TokioIo::new(upgraded)), Bytes::new()),
         };
         websocket::serve(engine, ticket, info, io, head, deflate).await;

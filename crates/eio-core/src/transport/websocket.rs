@@ -291,6 +291,7 @@ impl Connection<'_> {
         let mut ticking = false;
         if !head.is_empty() {
             let r = self.decoder.feed(&head, &mut self.items);
+            drop(head);
             if let Some(end) = self.handle(r).await {
                 return end;
             }
