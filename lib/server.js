@@ -606,6 +606,10 @@ function bindingOptions(opts) {
       opts.maxBufferedBytes === undefined || opts.maxBufferedBytes === null
         ? undefined
         : Number(opts.maxBufferedBytes),
+    requestTimeout:
+      opts.requestTimeout === undefined || opts.requestTimeout === null
+        ? undefined
+        : Number(opts.requestTimeout),
     httpCompressionThreshold: opts.httpCompression
       ? Number(opts.httpCompression.threshold !== undefined ? opts.httpCompression.threshold : 1024)
       : undefined,

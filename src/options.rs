@@ -37,6 +37,8 @@ pub struct BindingOptions {
     pub http_compression_threshold: Option<f64>,
     /// `maxBufferedBytes`, or none for unbounded.
     pub max_buffered_bytes: Option<f64>,
+    /// `requestTimeout`, in ms (0 disables it), or none for Node's default.
+    pub request_timeout: Option<f64>,
 }
 
 fn millis(name: &str, v: f64) -> napi::Result<Duration> {
@@ -95,6 +97,10 @@ impl TryFrom<BindingOptions> for (Config, RouteOptions) {
                     ))
                 }
                 v => v.map(|v| v as usize),
+            },
+            request_timeout: match o.request_timeout {
+                None => Config::default().request_timeout,
+                Some(v) => Some(millis("requestTimeout", v)?).filter(|d| !d.is_zero()),
             },
             ..Config::default()
         };

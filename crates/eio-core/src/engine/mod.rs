@@ -86,6 +86,12 @@ pub struct Config {
     /// closes with `transport error` ("write buffer full"). `None`, the
     /// default, is unbounded, as in engine.io.
     pub max_buffered_bytes: Option<usize>,
+    /// `requestTimeout` (an eio-rs option, Node's `server.requestTimeout`):
+    /// the time the native listener allows a request to arrive whole,
+    /// headers and body; past it the answer is 408 and the connection is
+    /// closed. `None` (the option set to 0) disables it. Only the native
+    /// listener applies it: with `attach()`, the user's Node server does.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -103,6 +109,7 @@ impl Default for Config {
             polling_close_timeout: Duration::from_secs(30),
             http_compression: Some(1024),
             max_buffered_bytes: None,
+            request_timeout: Some(Duration::from_secs(300)),
         }
     }
 }
