@@ -3,6 +3,8 @@
 const { fork } = require("node:child_process");
 const path = require("node:path");
 const { listen } = require("..");
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const { Socket: ClientSocket } = require("engine.io-client");
 
 /** Starts a native engine on `port` (an ephemeral one by default). */
@@ -110,4 +112,38 @@ function clientsProcess(t) {
     });
 }
 
-module.exports = { start, stop, once, client, collect, handshake, clientsProcess };
+/** Waits (boundedly) until `check()` is true; fails with `what` otherwise. */
+async function until(check, what, ms = 10_000) {
+  for (let waited = 0; !check(); waited += 10) {
+    if (waited >= ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/**
+ * What the engine keeps per session or request: the size of every Map or
+ * Set the facade holds, its `clients` table and counter, and the native
+ * session count.
+ */
+function tracked(engine) {
+  const sizes = {};
+  for (const [key, value] of Object.entries(engine)) {
+    if (value instanceof Map || value instanceof Set) sizes[key] = value.size;
+  }
+  sizes.clients = Object.keys(engine.clients).length;
+  sizes.clientsCount = engine.clientsCount;
+  sizes.native = engine._native.clientsCount;
+  return sizes;
+}
+
+module.exports = {
+  start,
+  stop,
+  once,
+  client,
+  collect,
+  handshake,
+  clientsProcess,
+  until,
+  tracked,
+};

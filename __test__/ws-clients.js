@@ -17,6 +17,11 @@
 //                                   without being asked to
 //   echo  { text }                  each open client sends a message and
 //                                   waits for it to come back
+//   polling { port, n, serverCloses, concurrency }
+//                                   n polling sessions, each opened, one
+//                                   message echoed, then closed: the first
+//                                   `serverCloses` by the server ("bye"),
+//                                   the others by a close packet
 //   close { serverCloses }          closes every client: the first
 //                                   `serverCloses` send "4bye" (the test's
 //                                   server then calls `socket.close()`), the
@@ -24,6 +29,7 @@
 //                                   every TCP connection is closed
 
 const net = require("node:net");
+const http = require("node:http");
 const crypto = require("node:crypto");
 
 const KEY = crypto.randomBytes(16).toString("base64");
@@ -152,10 +158,73 @@ async function pool(n, limit, job) {
   if (failed) throw failed;
 }
 
+/** One HTTP request; resolves with the body as text, rejects unless 200. */
+function request(agent, port, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { agent, host: "127.0.0.1", port, method, path, headers: { "content-type": "text/plain" } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (text += d));
+        res.on("end", () =>
+          res.statusCode === 200
+            ? resolve(text)
+            : reject(new Error(`${method} ${path}: ${res.statusCode} ${text}`)),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** A polling session: opens, echoes a message, closes. */
+async function pollingSession(agent, port, text, serverClose) {
+  const base = "/engine.io/?EIO=4&transport=polling";
+  const open = await request(agent, port, "GET", base);
+  const sid = JSON.parse(open.slice(1)).sid;
+  const url = `${base}&sid=${sid}`;
+  const post = async (body) => {
+    const res = await request(agent, port, "POST", url, body);
+    if (res !== "ok") throw new Error(`polling: POST got "${res}"`);
+  };
+  // Polls until `want` arrives, answering the pings that come first.
+  const poll = async (want) => {
+    for (let i = 0; i < 10; i++) {
+      const packets = (await request(agent, port, "GET", url)).split("\x1e");
+      for (const p of packets) {
+        if (p === want) return;
+        if (p === "2") await post("3");
+        else throw new Error(`polling: got "${p}", want "${want}"`);
+      }
+    }
+    throw new Error(`polling: no "${want}" in 10 polls`);
+  };
+  await post(`4${text}`);
+  await poll(`4${text}`);
+  if (serverClose) {
+    await post("4bye");
+    await poll("1");
+  } else {
+    await post("1");
+  }
+}
+
 const ops = {
   async open({ port, n, concurrency = 200 }) {
     await pool(n, concurrency, () => openClient(port));
     return { opened: clients.size };
+  },
+  async polling({ port, n, serverCloses = 0, concurrency = 50 }) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+    try {
+      await pool(n, concurrency, (i) => pollingSession(agent, port, `poll ${i}`, i < serverCloses));
+    } finally {
+      agent.destroy();
+    }
+    return {};
   },
   mark() {
     for (const c of clients) c.mark = c.pings;
