@@ -22,6 +22,12 @@ export interface ServerOptions {
   cors?: unknown;
   /** eio-rs: close sessions holding more than this many bytes for a client that does not read. */
   maxBufferedBytes?: number;
+  /**
+   * eio-rs, `listen()` only: ms a request may take to arrive whole, body included
+   * (Node's `server.requestTimeout`); then 408 and the connection is closed. Default
+   * 300000; 0 disables it.
+   */
+  requestTimeout?: number;
   allowRequest?: (
     req: EngineRequest,
     fn: (err: string | null | undefined, ok: boolean) => void,

@@ -1,6 +1,10 @@
 "use strict";
 
+const { fork } = require("node:child_process");
+const path = require("node:path");
 const { listen } = require("..");
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const { Socket: ClientSocket } = require("engine.io-client");
 
 /** Starts a native engine on `port` (an ephemeral one by default). */
@@ -66,4 +70,80 @@ async function handshake(url, query = "") {
   return { res, open: JSON.parse(body.slice(1).split("\x1e")[0]), body };
 }
 
-module.exports = { start, stop, once, client, collect, handshake };
+/**
+ * Starts `ws-clients.js` (many raw WebSocket clients) in a child process,
+ * killed when the test `t` ends; returns `call(op, args, ms)`, which sends it
+ * a command and resolves with the answer, rejecting if it fails, if the child
+ * exits first, or after `ms`.
+ */
+function clientsProcess(t) {
+  const child = fork(path.join(__dirname, "ws-clients.js"), [], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const pending = new Map();
+  let next = 0;
+  child.on("message", (m) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.ok) p.resolve(m);
+    else p.reject(new Error(`clients process: ${m.error}`));
+  });
+  child.on("exit", (code, signal) => {
+    for (const p of pending.values())
+      p.reject(new Error(`clients process exited (${code ?? signal})`));
+    pending.clear();
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  });
+  return (op, args = {}, ms = 60_000) =>
+    new Promise((resolve, reject) => {
+      const id = next++;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`clients process: "${op}" timed out after ${ms} ms`));
+      }, ms);
+      pending.set(id, {
+        resolve: (m) => (clearTimeout(timer), resolve(m)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+      child.send({ id, op, ...args });
+    });
+}
+
+/** Waits (boundedly) until `check()` is true; fails with `what` otherwise. */
+async function until(check, what, ms = 10_000) {
+  for (let waited = 0; !check(); waited += 10) {
+    if (waited >= ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/**
+ * What the engine keeps per session or request: the size of every Map or
+ * Set the facade holds, its `clients` table and counter, and the native
+ * session count.
+ */
+function tracked(engine) {
+  const sizes = {};
+  for (const [key, value] of Object.entries(engine)) {
+    if (value instanceof Map || value instanceof Set) sizes[key] = value.size;
+  }
+  sizes.clients = Object.keys(engine.clients).length;
+  sizes.clientsCount = engine.clientsCount;
+  sizes.native = engine._native.clientsCount;
+  return sizes;
+}
+
+module.exports = {
+  start,
+  stop,
+  once,
+  client,
+  collect,
+  handshake,
+  clientsProcess,
+  until,
+  tracked,
+};

@@ -512,6 +512,47 @@ test(
 );
 
 test(
+  "a POST whose body stalls gets 408 after requestTimeout and its session closes",
+  { timeout: 20_000 },
+  async (t) => {
+    const { engine, url, port } = await serve(t, { requestTimeout: 200 });
+    echo(engine);
+    // The healthy polling client's GETs are held far longer than 200 ms: a
+    // request whose body is complete is not subject to the timeout.
+    const healthy = await healthyPair(port);
+    const s = await pollingSession(engine, url);
+    const slow = connect(port);
+    await once(slow, "connect");
+    let answer = "";
+    slow.on("data", (d) => (answer += d.toString("latin1")));
+    slow.on("error", () => {});
+    let slowClosed = false;
+    const closed = once(slow, "close", 10_000).then(() => (slowClosed = true));
+    slow.write(
+      `POST /engine.io/?EIO=4&transport=polling&sid=${s.sid} HTTP/1.1\r\nHost: localhost\r\n` +
+        "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: 100\r\n\r\n4stalled..",
+    );
+    // The other sessions are served while the body is held.
+    let echoes = 0;
+    while (!slowClosed && echoes < 500) {
+      await assertEchoes(healthy);
+      echoes++;
+    }
+    await closed;
+    // Node's answer, then the connection is closed.
+    assert.match(answer, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    assert.match(answer, /\r\nconnection: close\r\n/i);
+    // As when a data request is aborted in engine.io: the session closes with
+    // "transport error" and the partial body is dropped.
+    assert.equal((await s.closed)[0], "transport error");
+    assert.deepEqual(s.messages, []);
+    await assertUnknownSid(s.url);
+    assert.equal(engine.clientsCount, 2);
+    await assertEchoes(healthy);
+  },
+);
+
+test(
   "a message handler that throws does not crash the process; the engine keeps serving",
   { timeout: 20_000 },
   async (t) => {

@@ -612,6 +612,10 @@ function bindingOptions(opts) {
         ? undefined
         : Number(opts.maxBufferedBytes),
     perMessageDeflate: perMessageDeflate(opts.perMessageDeflate),
+    requestTimeout:
+      opts.requestTimeout === undefined || opts.requestTimeout === null
+        ? undefined
+        : Number(opts.requestTimeout),
     httpCompressionThreshold: opts.httpCompression
       ? Number(opts.httpCompression.threshold !== undefined ? opts.httpCompression.threshold : 1024)
       : undefined,

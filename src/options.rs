@@ -39,6 +39,8 @@ pub struct BindingOptions {
     pub max_buffered_bytes: Option<f64>,
     /// `perMessageDeflate`, or none when it is off.
     pub per_message_deflate: Option<DeflateOptions>,
+    /// `requestTimeout`, in ms (0 disables it), or none for Node's default.
+    pub request_timeout: Option<f64>,
 }
 
 /// `perMessageDeflate` (the options of `ws`); window bits `0` stand for
@@ -168,6 +170,10 @@ impl TryFrom<BindingOptions> for (Config, RouteOptions) {
                 v => v.map(|v| v as usize),
             },
             per_message_deflate: o.per_message_deflate.map(TryInto::try_into).transpose()?,
+            request_timeout: match o.request_timeout {
+                None => Config::default().request_timeout,
+                Some(v) => Some(millis("requestTimeout", v)?).filter(|d| !d.is_zero()),
+            },
             ..Config::default()
         };
         let routes = RouteOptions {

@@ -89,6 +89,12 @@ pub struct Config {
     pub max_buffered_bytes: Option<usize>,
     /// `perMessageDeflate`: offered to WebSocket clients when set.
     pub per_message_deflate: Option<DeflateConfig>,
+    /// `requestTimeout` (an eio-rs option, Node's `server.requestTimeout`):
+    /// the time the native listener allows a request to arrive whole,
+    /// headers and body; past it the answer is 408 and the connection is
+    /// closed. `None` (the option set to 0) disables it. Only the native
+    /// listener applies it: with `attach()`, the user's Node server does.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -107,6 +113,7 @@ impl Default for Config {
             http_compression: Some(1024),
             max_buffered_bytes: None,
             per_message_deflate: None,
+            request_timeout: Some(Duration::from_secs(300)),
         }
     }
 }

@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -350,7 +350,26 @@ async fn route(
     if upgrade {
         return upgrade_websocket(engine, info, req).await;
     }
-    let res = polling::handle(&engine, info, req.into_body(), true).await;
+    // A timeout too far away for the clock is none at all.
+    let deadline = engine
+        .config()
+        .request_timeout
+        .and_then(|t| tokio::time::Instant::now().checked_add(t));
+    let res = match deadline {
+        // Only a body can keep a request from being complete once its
+        // headers are read: a GET's is empty, however long its poll is held.
+        Some(deadline) if req.method() == http::Method::POST => {
+            let (body, expired) = TimedBody::new(req.into_body(), deadline);
+            let res = polling::handle(&engine, info, body, true).await;
+            if expired.load(Ordering::Acquire) {
+                // The read failed as an aborted body does (the session closed
+                // with `transport error`); the client gets Node's answer.
+                return Ok(request_timeout());
+            }
+            res
+        }
+        _ => polling::handle(&engine, info, req.into_body(), true).await,
+    };
     if res.is_abort() {
         return Err(io::Error::new(
             io::ErrorKind::ConnectionAborted,
@@ -358,6 +377,77 @@ async fn route(
         ));
     }
     Ok(to_hyper(res))
+}
+
+/// A request body that must be whole by a deadline (Node's
+/// `requestTimeout`). Past the deadline, a read that would wait fails
+/// instead and sets the shared flag; data already there is still read.
+struct TimedBody {
+    inner: Incoming,
+    deadline: tokio::time::Instant,
+    /// Made on the first read that has to wait.
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl TimedBody {
+    /// The native listener counts `requestTimeout` from when hyper hands
+    /// over the request, its headers read (Node counts from their first
+    /// byte; hyper bounds the headers with `HEADER_READ_TIMEOUT`).
+    fn new(inner: Incoming, deadline: tokio::time::Instant) -> (Self, Arc<AtomicBool>) {
+        let expired = Arc::new(AtomicBool::new(false));
+        let body = TimedBody {
+            inner,
+            deadline,
+            sleep: None,
+            expired: expired.clone(),
+        };
+        (body, expired)
+    }
+}
+
+impl http_body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = String;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, String>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(|e| e.to_string())));
+        }
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.expired.store(true, Ordering::Release);
+        Poll::Ready(Some(Err("request timeout".into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Node's answer to a request not whole within `requestTimeout`; the
+/// connection is closed after it.
+fn request_timeout() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::REQUEST_TIMEOUT)
+        .header(header::CONNECTION, "close")
+        .body(Full::new(Bytes::new()))
+        .expect("static response parts are valid")
 }
 
 /// engine.io's `abortUpgrade`: a 400 with the message as text/html.
