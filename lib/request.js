@@ -14,19 +14,20 @@ function parseQuery(url) {
 
 class EngineRequest {
   /**
-   * @param {[string, string, string, string, number, string[]]} raw
-   *   method, url, httpVersion, remoteAddress, remotePort, flat headers
+   * @param {string} packed lines: method, url, httpVersion, remoteAddress,
+   *   remotePort, then header names and values (see `pack` in src/events.rs)
    */
-  constructor(raw) {
-    const [method, url, httpVersion, remoteAddress, remotePort, rawHeaders] = raw;
+  constructor(packed) {
+    const lines = packed.split("\n");
+    const [method, url, httpVersion, remoteAddress, remotePort] = lines;
     this.method = method;
     this.url = url;
     this.httpVersion = httpVersion;
-    this.rawHeaders = rawHeaders;
-    this.headers = joinHeaders(rawHeaders);
+    this.rawHeaders = lines.slice(5);
+    this.headers = joinHeaders(this.rawHeaders);
     const socket = {
       remoteAddress,
-      remotePort,
+      remotePort: Number(remotePort),
       remoteFamily: remoteAddress.includes(":") ? "IPv6" : "IPv4",
       encrypted: false,
     };

@@ -400,7 +400,7 @@ class Server extends EventEmitter {
             const [, id, hook, raw, extra] = ev.slice(i, i + 5);
             i += 5;
             const req = this._request(raw);
-            this._requests.set(raw[6], req);
+            this._requests.set(raw[1], req);
             this._onHook(id, hook, req, extra);
             break;
           }
@@ -467,12 +467,13 @@ class Server extends EventEmitter {
 
   /** The request object for a native request: the one hooks saw, if any. */
   _request(raw) {
-    return this._requests.get(raw[6]) || new EngineRequest(raw);
+    return this._requests.get(raw[1]) || new EngineRequest(raw[0]);
   }
 
   /** The request object a hook already made, or a maker for `socket.request`. */
   _lazyRequest(raw) {
-    return this._requests.get(raw[6]) || (() => new EngineRequest(raw));
+    const packed = raw[0];
+    return this._requests.get(raw[1]) || (() => new EngineRequest(packed));
   }
 
   _onHook(id, hook, req, extra) {

@@ -69,17 +69,42 @@ impl<'e> Writer<'e> {
     }
 
     /// `[method, url, httpVersion, remoteAddress, remotePort, [name, value, ...], id]`
+    /// A request as `[packed, id]`: one string of lines (method, url, HTTP
+    /// version, remote address, remote port, then header names and values),
+    /// so a request crosses as two JS values however many headers it has.
+    /// Lines cannot clash with the data: header values never hold a line
+    /// feed (both HTTP parsers refuse it).
     fn request(&mut self, r: &RequestInfo) -> Result<()> {
-        let mut a = self.env.create_array(7)?;
-        a.set(0, r.method.as_str())?;
-        a.set(1, r.url.as_str())?;
-        a.set(2, r.http_version)?;
-        a.set(3, r.remote_address())?;
-        a.set(4, r.remote.map(|a| a.port() as u32).unwrap_or(0))?;
-        a.set(5, flat(self.env, &r.headers)?)?;
-        a.set(6, r.id as f64)?;
+        let mut a = self.env.create_array(2)?;
+        a.set(0, pack(r))?;
+        a.set(1, r.id as f64)?;
         self.push(a)
     }
+}
+
+fn pack(r: &RequestInfo) -> String {
+    let port = r.remote.map(|a| a.port()).unwrap_or(0);
+    let mut out = String::with_capacity(
+        64 + r.url.len()
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>(),
+    );
+    for part in [r.method.as_str(), r.url.as_str(), r.http_version] {
+        out.push_str(part);
+        out.push('\n');
+    }
+    out.push_str(&r.remote_address());
+    out.push('\n');
+    out.push_str(&port.to_string());
+    for (k, v) in &r.headers {
+        out.push('\n');
+        out.push_str(k);
+        out.push('\n');
+        out.push_str(v);
+    }
+    out
 }
 
 /// Headers as `[name, value, name, value, ...]`.

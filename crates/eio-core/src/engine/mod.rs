@@ -476,15 +476,7 @@ impl Engine {
     ) -> Arc<Session> {
         let handle = self.next_id();
         let sid: Arc<str> = Arc::from(sid);
-        let session = Session::new(
-            self,
-            handle,
-            sid.clone(),
-            protocol,
-            req.clone(),
-            transport,
-            ws,
-        );
+        let session = Session::new(self, handle, sid.clone(), protocol, &req, transport, ws);
         {
             let mut reg = self.inner.registry.write();
             reg.by_sid.insert(sid.clone(), session.clone());

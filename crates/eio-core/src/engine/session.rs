@@ -7,6 +7,7 @@ use super::events::{Event, Handle, Listen};
 use super::request::RequestInfo;
 use super::{Engine, TransportKind};
 use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
+use crate::transport::polling::Framing;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -159,8 +160,10 @@ pub struct Session {
     pub sid: Arc<str>,
     /// The protocol revision.
     pub protocol: Protocol,
-    /// The handshake request.
-    pub request: Arc<RequestInfo>,
+    /// How polling responses are framed, fixed by the handshake request
+    /// (kept instead of the request, which a session does not need after
+    /// its `connection` event).
+    pub framing: Framing,
     engine: Weak<super::EngineInner>,
     state: Mutex<State>,
     /// `pingInterval` and `pingTimeout`, copied from the config.
@@ -179,7 +182,7 @@ impl Session {
         handle: Handle,
         sid: Arc<str>,
         protocol: Protocol,
-        request: Arc<RequestInfo>,
+        request: &RequestInfo,
         transport: TransportKind,
         ws: Option<Arc<WsLink>>,
     ) -> Arc<Self> {
@@ -191,7 +194,7 @@ impl Session {
             handle,
             sid,
             protocol,
-            request,
+            framing: Framing::of(request),
             engine: Arc::downgrade(&engine.inner),
             state: Mutex::new(State {
                 ready: ReadyState::Open,

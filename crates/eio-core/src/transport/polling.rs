@@ -172,7 +172,7 @@ async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> Htt
             ))
         }
     };
-    let framing = Framing::of(&session.request);
+    let framing = session.framing.clone();
     let res = payload_response(session.protocol, &framing, &batch.packets);
     match engine.config().http_compression {
         Some(threshold) if batch.compress && res.body.len() >= threshold => compress(res, req),
@@ -335,7 +335,7 @@ where
         }
     };
     let protocol = session.protocol;
-    match (binary, Framing::of(&session.request).jsonp.is_some()) {
+    match (binary, session.framing.clone().jsonp.is_some()) {
         // Only v3 gets here with a binary body.
         (true, false) => feed(session, v3::decode_payload_binary(bytes)),
         // engine.io's JSONP transport parses a binary body as a form, and

@@ -12,6 +12,7 @@ use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protoco
 use bytes::Bytes;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,7 +192,7 @@ pub async fn serve(
         items: Vec::new(),
     };
     match ticket {
-        Ticket::Close => return conn.close(1005).await,
+        Ticket::Close => return Box::pin(conn.close(1005)).await,
         Ticket::Handshake { protocol, sid } => {
             let kind = TransportKind::WebSocket;
             let s = engine.open_session(req.clone(), kind, protocol, sid, Some(link.clone()));
@@ -202,43 +203,23 @@ pub async fn serve(
         }
         Ticket::Upgrade(session) => {
             if !session.upgrade_begin(link.clone()) {
-                return conn.close(1005).await;
+                return Box::pin(conn.close(1005)).await;
             }
             conn.session = Some(session);
             conn.candidate = true;
         }
     }
+    // The request is not needed past the handshake: let it go now rather
+    // than for the connection's life.
+    drop(req);
     // A panic in this connection's code ends this session alone.
     let end = AssertUnwindSafe(conn.run(head))
         .catch_unwind()
         .await
         .unwrap_or(End::Panic);
-    let session = conn.session.clone().expect("set above");
-    let id = link.id;
-    match end {
-        End::Closed => conn.close(1005).await,
-        End::Remote(payload) => {
-            // `ws` echoes the client's close frame.
-            session.ws_ended(id, None);
-            conn.close_with_payload(&payload).await;
-        }
-        End::Eof => session.ws_ended(id, None),
-        End::Violation(v) => {
-            session.ws_ended(id, Some(v.to_string()));
-            conn.close(v.code()).await;
-        }
-        End::Io(e) => session.ws_ended(id, Some(e)),
-        End::Panic => {
-            session.ws_ended(id, Some("internal error".into()));
-            // Tell the client, but read nothing more from a connection
-            // whose code just failed.
-            conn.out.clear();
-            frame::encode_close(&mut conn.out, 1011);
-            if conn.flush().await.is_ok() {
-                conn.io.shutdown().await;
-            }
-        }
-    }
+    // Boxed: the ending runs once, and should not size the task that
+    // waits on an idle connection.
+    Box::pin(conn.end(end)).await;
 }
 
 /// How a connection ended.
@@ -269,7 +250,7 @@ struct Connection<'a> {
     io: WsIo,
     decoder: Decoder,
     deflater: Option<Deflater>,
-    /// Frames being written; reused, and let go when it grew large.
+    /// Frames being written.
     out: Vec<u8>,
     /// Compressed payloads before they are framed.
     zbuf: Vec<u8>,
@@ -283,12 +264,10 @@ impl Connection<'_> {
     }
 
     async fn run(&mut self, head: Bytes) -> End {
-        let timer = tokio::time::sleep(self.engine.config().upgrade_timeout);
-        tokio::pin!(timer);
-        // engine.io's upgrade check, armed by the probe.
-        let tick = tokio::time::sleep(UPGRADE_TICK);
-        tokio::pin!(tick);
-        let mut ticking = false;
+        let mut timers = self.candidate.then(|| UpgradeTimers {
+            timeout: Box::pin(tokio::time::sleep(self.engine.config().upgrade_timeout)),
+            tick: None,
+        });
         if !head.is_empty() {
             let r = self.decoder.feed(&head, &mut self.items);
             drop(head);
@@ -299,6 +278,9 @@ impl Connection<'_> {
         // A fresh session has its open packet buffered already.
         self.link.notify.notify_one();
         loop {
+            if !self.candidate {
+                timers = None;
+            }
             tokio::select! {
                 _ = self.link.notify.notified() => {
                     if let Some(end) = self.write_batch().await {
@@ -323,19 +305,14 @@ impl Connection<'_> {
                     if let Some(end) = self.handle(r).await {
                         return end;
                     }
-                    if self.probed && !ticking {
-                        ticking = true;
-                        tick.as_mut().reset(tokio::time::Instant::now() + UPGRADE_TICK);
+                }
+                timer = upgrade_timer(&mut timers, self.probed) => match timer {
+                    UpgradeTimer::Expired => {
+                        self.session().upgrade_abort(self.link.id);
+                        return End::Closed;
                     }
-                }
-                _ = &mut timer, if self.candidate => {
-                    self.session().upgrade_abort(self.link.id);
-                    return End::Closed;
-                }
-                _ = &mut tick, if self.candidate && ticking => {
-                    self.session().upgrade_tick(self.link.id);
-                    tick.as_mut().reset(tokio::time::Instant::now() + UPGRADE_TICK);
-                }
+                    UpgradeTimer::Tick => self.session().upgrade_tick(self.link.id),
+                },
             }
         }
     }
@@ -343,8 +320,8 @@ impl Connection<'_> {
     /// Acts on what the last read decoded, in order, then on the
     /// violation that stopped decoding, if any.
     async fn handle(&mut self, decoded: Result<(), Violation>) -> Option<End> {
-        let mut items = std::mem::take(&mut self.items);
-        for item in items.drain(..) {
+        let items = std::mem::take(&mut self.items);
+        for item in items {
             let packet = match item {
                 Incoming::Text(s) => match decode_text(s, self.session().protocol) {
                     Ok(Some(p)) => p,
@@ -374,14 +351,17 @@ impl Connection<'_> {
                 Incoming::Close(_, payload) => return Some(End::Remote(payload)),
             };
             if self.candidate {
-                if let Some(end) = self.upgrade_step(packet).await {
+                // Boxed: a few packets per upgrade should not size every
+                // connection's task.
+                if let Some(end) = Box::pin(self.upgrade_step(packet)).await {
                     return Some(end);
                 }
                 continue;
             }
             self.session().on_packet(packet);
         }
-        self.items = items;
+        // `items` is dropped here rather than kept: an idle connection holds
+        // no buffers between reads.
         decoded.err().map(End::Violation)
     }
 
@@ -450,17 +430,12 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Writes the output buffer, then lets it go if it grew past a page.
+    /// Writes the output buffer, then lets it go: an idle connection holds
+    /// no buffers between writes.
     async fn flush(&mut self) -> std::io::Result<()> {
         let r = self.io.write_all(&self.out).await;
-        if self.out.capacity() > 4096 {
-            self.out = Vec::new();
-        } else {
-            self.out.clear();
-        }
-        if self.zbuf.capacity() > 4096 {
-            self.zbuf = Vec::new();
-        }
+        self.out = Vec::new();
+        self.zbuf = Vec::new();
         r
     }
 
@@ -494,6 +469,36 @@ impl Connection<'_> {
             _ => {
                 self.session().upgrade_abort(id);
                 Some(End::Closed)
+            }
+        }
+    }
+
+    /// Reports how the connection ended to its session and closes it.
+    async fn end(&mut self, end: End) {
+        let session = self.session().clone();
+        let id = self.link.id;
+        match end {
+            End::Closed => self.close(1005).await,
+            End::Remote(payload) => {
+                // `ws` echoes the client's close frame.
+                session.ws_ended(id, None);
+                self.close_with_payload(&payload).await;
+            }
+            End::Eof => session.ws_ended(id, None),
+            End::Violation(v) => {
+                session.ws_ended(id, Some(v.to_string()));
+                self.close(v.code()).await;
+            }
+            End::Io(e) => session.ws_ended(id, Some(e)),
+            End::Panic => {
+                session.ws_ended(id, Some("internal error".into()));
+                // Tell the client, but read nothing more from a connection
+                // whose code just failed.
+                self.out.clear();
+                frame::encode_close(&mut self.out, 1011);
+                if self.flush().await.is_ok() {
+                    self.io.shutdown().await;
+                }
             }
         }
     }
@@ -533,6 +538,46 @@ impl Connection<'_> {
         })
         .await;
     }
+}
+
+/// The upgrade timeout and, once probed, engine.io's 100 ms check; on the
+/// heap, since most connections never upgrade and an idle connection's
+/// task should stay small.
+struct UpgradeTimers {
+    timeout: Pin<Box<tokio::time::Sleep>>,
+    tick: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+enum UpgradeTimer {
+    Expired,
+    Tick,
+}
+
+/// Waits for the next upgrade timer; forever, when there is no upgrade.
+async fn upgrade_timer(timers: &mut Option<UpgradeTimers>, probed: bool) -> UpgradeTimer {
+    let Some(t) = timers else {
+        return std::future::pending().await;
+    };
+    if probed && t.tick.is_none() {
+        t.tick = Some(Box::pin(tokio::time::sleep(UPGRADE_TICK)));
+    }
+    let tick = async {
+        match &mut t.tick {
+            Some(s) => s.as_mut().await,
+            None => std::future::pending().await,
+        }
+    };
+    let ticked = tokio::select! {
+        _ = t.timeout.as_mut() => false,
+        _ = tick => true,
+    };
+    if !ticked {
+        return UpgradeTimer::Expired;
+    }
+    if let Some(s) = &mut t.tick {
+        s.as_mut().reset(tokio::time::Instant::now() + UPGRADE_TICK);
+    }
+    UpgradeTimer::Tick
 }
 
 /// A text frame as a packet; `Ok(None)` for v3 frames engine.io ignores.

@@ -61,7 +61,13 @@ impl WsIo {
     /// the session's writes in `select!`.
     pub async fn ready(&mut self) -> io::Result<Ready> {
         match self {
-            WsIo::Tcp(s) => s.readable().await.map(|_| Ready::Tcp),
+            // `poll_read_ready` keeps one waker per socket in place of the
+            // last reader's: this also lets go of the HTTP connection task
+            // that read the upgrade request, which `readable()` would leave
+            // referenced (and allocated) for the connection's life.
+            WsIo::Tcp(s) => std::future::poll_fn(|cx| s.poll_read_ready(cx))
+                .await
+                .map(|_| Ready::Tcp),
             WsIo::Other { io, buf } => {
                 if buf.is_empty() {
                     buf.resize(OTHER_READ_SIZE, 0);
