@@ -10,7 +10,7 @@ use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
 use crate::transport::polling::Framing;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::AbortHandle;
@@ -39,10 +39,21 @@ impl ReadyState {
 
 /// The link between a session and the task that owns a WebSocket: the task
 /// sleeps on `notify` and asks the session what to do when woken.
-#[derive(Debug)]
 pub(crate) struct WsLink {
     pub(crate) id: u64,
     pub(crate) notify: Notify,
+    /// Set when the socket can be written from any thread: the session then
+    /// writes what is sent right away, without waking the task.
+    pub(crate) direct: OnceLock<Box<dyn DirectWrite>>,
+}
+
+impl std::fmt::Debug for WsLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsLink")
+            .field("id", &self.id)
+            .field("direct", &self.direct.get().is_some())
+            .finish()
+    }
 }
 
 impl WsLink {
@@ -50,8 +61,19 @@ impl WsLink {
         Arc::new(WsLink {
             id,
             notify: Notify::new(),
+            direct: OnceLock::new(),
         })
     }
+}
+
+/// A WebSocket written without blocking from whichever thread sends: a
+/// message then costs one write system call on the sending thread instead
+/// of a hand-off to the connection's task and back.
+pub(crate) trait DirectWrite: Send + Sync {
+    /// Writes `packets` as frames as far as the socket takes them now, and
+    /// returns the bytes it did not take (empty: all written), or an error
+    /// when the connection is broken.
+    fn write_now(&self, packets: &[Packet]) -> std::io::Result<Vec<u8>>;
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +121,12 @@ struct State {
     /// How many packets at the head of `buffer` form the handshake (open and
     /// initial packet): the handshake poll carries only those, as in engine.io.
     open_packets: usize,
+    /// The WebSocket task has a write in flight: nothing may be written
+    /// directly until it is done (frames must not interleave).
+    ws_busy: bool,
+    /// Bytes a direct write left over, with the callbacks they carried: the
+    /// task writes them first.
+    ws_rest: Option<(Vec<u8>, Option<u32>)>,
     /// Moves with every heartbeat deadline; older deadlines are stale.
     heartbeat_gen: u64,
     /// A ping went out and its pong has not come back (v4).
@@ -144,6 +172,12 @@ pub(crate) enum WsBatch {
         callbacks: Option<u32>,
         close: bool,
         more: bool,
+    },
+    /// Write these bytes, which a direct write left over, before anything
+    /// else; they carried `callbacks`.
+    Rest {
+        bytes: Vec<u8>,
+        callbacks: Option<u32>,
     },
     /// Nothing to write.
     Idle,
@@ -207,6 +241,8 @@ impl Session {
                 buffer_compress: false,
                 acked: false,
                 open_packets: 0,
+                ws_busy: false,
+                ws_rest: None,
                 heartbeat_gen: 0,
                 awaiting_pong: false,
                 tasks: Vec::new(),
@@ -401,7 +437,35 @@ impl Session {
                     }
                 }
             }
-            Slot::WebSocket(link) => link.notify.notify_one(),
+            Slot::WebSocket(link) => {
+                let link = link.clone();
+                self.flush_ws(st, &link);
+            }
+        }
+    }
+
+    /// Writes the buffer straight to the socket when it can be written from
+    /// here and the task has nothing in flight; otherwise wakes the task.
+    /// The handshake always goes through the task.
+    fn flush_ws(&self, st: &mut State, link: &Arc<WsLink>) {
+        let direct = match link.direct.get() {
+            Some(d) if !st.ws_busy && st.open_packets == 0 => d,
+            _ => return link.notify.notify_one(),
+        };
+        let (packets, _, callbacks) = self.take_batch(st, true);
+        match direct.write_now(&packets) {
+            Ok(rest) if rest.is_empty() => self.drained(callbacks),
+            // The socket is full (or broken: the task finds out and ends the
+            // session): the task writes the rest when it can.
+            Ok(rest) => {
+                st.ws_busy = true;
+                st.ws_rest = Some((rest, callbacks));
+                link.notify.notify_one();
+            }
+            Err(_) => {
+                st.ws_busy = true;
+                link.notify.notify_one();
+            }
         }
     }
 
@@ -570,13 +634,18 @@ impl Session {
         let mut st = self.state.lock();
         match &st.slot {
             Slot::WebSocket(link) if link.id == id => {
+                if let Some((bytes, callbacks)) = st.ws_rest.take() {
+                    return WsBatch::Rest { bytes, callbacks };
+                }
                 let close = st.ready == ReadyState::Closed;
                 if st.buffer.is_empty() || (!st.acked && !close) {
+                    st.ws_busy = false;
                     return if close { WsBatch::Close } else { WsBatch::Idle };
                 }
                 // The handshake goes alone, as its own frame(s), like engine.io's.
                 let (packets, _, callbacks) = self.take_batch(&mut st, close);
                 let more = !st.buffer.is_empty();
+                st.ws_busy = true;
                 WsBatch::Write {
                     packets,
                     callbacks,
@@ -595,9 +664,13 @@ impl Session {
         }
     }
 
-    /// The WebSocket task wrote a batch that carried `callbacks` callbacks.
+    /// The WebSocket task wrote a batch that carried `callbacks` callbacks;
+    /// what was sent meanwhile may now be written directly again.
     pub(crate) fn ws_written(&self, callbacks: Option<u32>) {
         self.drained(callbacks);
+        let mut st = self.state.lock();
+        st.ws_busy = false;
+        self.flush(&mut st);
     }
 
     /// A WebSocket wants to upgrade this session. False when the session is

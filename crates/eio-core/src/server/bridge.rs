@@ -241,7 +241,7 @@ impl Bridge {
         engine.runtime().spawn(serve_upgrade(
             engine.clone(),
             info,
-            WsIo::Tcp(stream),
+            WsIo::tcp(stream),
             head,
             extra,
         ));

@@ -499,7 +499,7 @@ async fn upgrade_websocket(
         let (io, head) = match upgraded.downcast::<TokioIo<TcpStream>>() {
             // A copy of what hyper read ahead, so its read buffer is freed.
             Ok(parts) => (
-                WsIo::Tcp(parts.io.into_inner()),
+                WsIo::tcp(parts.io.into_inner()),
                 Bytes::copy_from_slice(&parts.read_buf),
             ),
             Err(upgraded) => (WsIo::other(TokioIo::new(upgraded)), Bytes::new()),

@@ -4,10 +4,10 @@
 use super::ws::deflate::{self, Agreed, Deflater, Inflater};
 use super::ws::frame::{self, Decoder, Incoming, Violation, OP_BINARY, OP_PONG, OP_TEXT};
 use super::ws::{Ready, WsIo};
-use crate::engine::WsLink;
 use crate::engine::{
     Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch,
 };
+use crate::engine::{DirectWrite, WsLink};
 use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protocol, Str, WsFrame};
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -15,6 +15,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 
 /// What an upgrade request turned out to be, decided before the 101.
 #[derive(Debug)]
@@ -191,6 +192,19 @@ pub async fn serve(
         zbuf: Vec::new(),
         items: Vec::new(),
     };
+    let protocol = match &ticket {
+        Ticket::Handshake { protocol, .. } => Some(*protocol),
+        Ticket::Upgrade(session) => Some(session.protocol),
+        Ticket::Close => None,
+    };
+    if let (WsIo::Tcp(stream), None, Some(protocol)) = (&conn.io, &conn.deflater, protocol) {
+        let direct = DirectTcp {
+            stream: stream.clone(),
+            protocol,
+            supports_binary,
+        };
+        let _ = link.direct.set(Box::new(direct));
+    }
     match ticket {
         Ticket::Close => return Box::pin(conn.close(1005)).await,
         Ticket::Handshake { protocol, sid } => {
@@ -370,6 +384,16 @@ impl Connection<'_> {
         match self.session().ws_batch(self.link.id) {
             WsBatch::Idle => None,
             WsBatch::Close => Some(End::Closed),
+            WsBatch::Rest { bytes, callbacks } => {
+                self.out = bytes;
+                if let Err(e) = self.flush().await {
+                    return Some(End::Io(e.to_string()));
+                }
+                self.session().ws_written(callbacks);
+                // Whatever came meanwhile, or the session's end.
+                self.link.notify.notify_one();
+                None
+            }
             WsBatch::Write {
                 packets,
                 callbacks,
@@ -405,29 +429,14 @@ impl Connection<'_> {
     /// Appends `p` as one frame to the output, compressed when agreed.
     fn encode(&mut self, p: &Packet) -> std::io::Result<()> {
         let protocol = self.session().protocol;
-        let (opcode, payload) = match (protocol, &p.data) {
-            // The common case, framed without building the text first.
-            (Protocol::V4, PacketData::Text(s)) if self.deflater.is_none() => {
-                let len = 1 + s.len();
-                frame::encode_header(&mut self.out, OP_TEXT, false, len);
-                self.out.push(p.kind.as_char() as u8);
-                self.out.extend_from_slice(s.as_bytes());
-                return Ok(());
-            }
-            _ => match wire_frame(p, protocol, self.supports_binary) {
-                WsFrame::Text(s) => (OP_TEXT, s.into_bytes()),
-                WsFrame::Binary(b) => (OP_BINARY, b),
-            },
-        };
-        match &mut self.deflater {
-            Some(d) if d.wants(payload.len()) => {
-                self.zbuf.clear();
-                d.compress(&payload, &mut self.zbuf)?;
-                frame::encode_frame(&mut self.out, opcode, true, &self.zbuf);
-            }
-            _ => frame::encode_frame(&mut self.out, opcode, false, &payload),
-        }
-        Ok(())
+        encode_packet(
+            &mut self.out,
+            &mut self.zbuf,
+            p,
+            protocol,
+            self.supports_binary,
+            self.deflater.as_mut(),
+        )
     }
 
     /// Writes the output buffer, then lets it go: an idle connection holds
@@ -578,6 +587,79 @@ async fn upgrade_timer(timers: &mut Option<UpgradeTimers>, probed: bool) -> Upgr
         s.as_mut().reset(tokio::time::Instant::now() + UPGRADE_TICK);
     }
     UpgradeTimer::Tick
+}
+
+/// Appends `p` as one frame to `out`, compressed (through `zbuf`) when
+/// `deflater` is there and wants it.
+fn encode_packet(
+    out: &mut Vec<u8>,
+    zbuf: &mut Vec<u8>,
+    p: &Packet,
+    protocol: Protocol,
+    supports_binary: bool,
+    deflater: Option<&mut Deflater>,
+) -> std::io::Result<()> {
+    let (opcode, payload) = match (protocol, &p.data) {
+        // The common case, framed without building the text first.
+        (Protocol::V4, PacketData::Text(s)) if deflater.is_none() => {
+            frame::encode_header(out, OP_TEXT, false, 1 + s.len());
+            out.push(p.kind.as_char() as u8);
+            out.extend_from_slice(s.as_bytes());
+            return Ok(());
+        }
+        _ => match wire_frame(p, protocol, supports_binary) {
+            WsFrame::Text(s) => (OP_TEXT, s.into_bytes()),
+            WsFrame::Binary(b) => (OP_BINARY, b),
+        },
+    };
+    match deflater {
+        Some(d) if d.wants(payload.len()) => {
+            zbuf.clear();
+            d.compress(&payload, zbuf)?;
+            frame::encode_frame(out, opcode, true, zbuf);
+        }
+        _ => frame::encode_frame(out, opcode, false, &payload),
+    }
+    Ok(())
+}
+
+/// Writes what the application sends straight to a TCP socket (see
+/// [`DirectWrite`]); frames are built in a buffer per thread.
+struct DirectTcp {
+    stream: Arc<TcpStream>,
+    protocol: Protocol,
+    supports_binary: bool,
+}
+
+thread_local! {
+    static FRAMES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl DirectWrite for DirectTcp {
+    fn write_now(&self, packets: &[Packet]) -> std::io::Result<Vec<u8>> {
+        FRAMES.with(|frames| {
+            let mut out = frames.borrow_mut();
+            out.clear();
+            let mut unused = Vec::new();
+            for p in packets {
+                encode_packet(
+                    &mut out,
+                    &mut unused,
+                    p,
+                    self.protocol,
+                    self.supports_binary,
+                    None,
+                )?;
+            }
+            let n = super::ws::write_now(&self.stream, &out)?;
+            let rest = out[n..].to_vec();
+            // Keep a thread's buffer from holding on to one large message.
+            if out.capacity() > 64 * 1024 {
+                *out = Vec::new();
+            }
+            Ok(rest)
+        })
+    }
 }
 
 /// A text frame as a packet; `Ok(None)` for v3 frames engine.io ignores.
@@ -751,6 +833,115 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Reads whole server frames (any length) from a TCP client.
+    async fn read_frames(
+        io: &mut tokio::net::TcpStream,
+        buf: &mut Vec<u8>,
+        n: usize,
+    ) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        while frames.len() < n {
+            loop {
+                if buf.len() >= 2 {
+                    let (len, head) = match buf[1] & 0x7F {
+                        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                        127 if buf.len() >= 10 => (
+                            u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                            10,
+                        ),
+                        l @ 0..=125 => (l as usize, 2),
+                        _ => (usize::MAX, 0),
+                    };
+                    if len != usize::MAX && buf.len() >= head + len {
+                        frames.push(buf[head..head + len].to_vec());
+                        buf.drain(..head + len);
+                        break;
+                    }
+                }
+                let mut chunk = vec![0u8; 64 * 1024];
+                let got = io.read(&mut chunk).await.unwrap();
+                assert!(got > 0, "connection ended after {} frames", frames.len());
+                buf.extend_from_slice(&chunk[..got]);
+            }
+        }
+        frames
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_writes_keep_order_when_the_socket_is_full() {
+        let engine = Engine::new(
+            Config::default(),
+            EventQueue::new(|| {}),
+            tokio::runtime::Handle::current(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let req = Arc::new(RequestInfo::new(
+            "GET",
+            "/engine.io/?EIO=4&transport=websocket",
+            "1.1",
+            vec![],
+            None,
+        ));
+        let ticket = Ticket::Handshake {
+            protocol: Protocol::V4,
+            sid: "cccccccccccccccccccc".into(),
+        };
+        tokio::spawn(serve(
+            engine.clone(),
+            ticket,
+            req,
+            WsIo::tcp(server),
+            Bytes::new(),
+            None,
+        ));
+        let opened = events_until(&engine, |evs| !evs.is_empty()).await;
+        let Event::Connection { handle, .. } = &opened[0] else {
+            panic!("{opened:?}")
+        };
+        let session = engine.session(*handle).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_frames(&mut client, &mut buf, 1).await[0][0], b'0');
+        // Far more than the socket buffers hold while the client does not
+        // read: some go straight out, some are left over, the rest queue.
+        let n = 400;
+        for i in 0..n {
+            let text = format!("{i:05}{}", "x".repeat(20_000));
+            assert!(session.send(PacketData::Text(Str::from(text)), false, true));
+        }
+        let frames = read_frames(&mut client, &mut buf, n).await;
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(
+                &f[..6],
+                format!("4{i:05}").as_bytes(),
+                "frame {i} out of order"
+            );
+            assert_eq!(f.len(), 1 + 5 + 20_000);
+        }
+        // Every send callback was reported.
+        let evs = events_until(&engine, |evs| {
+            evs.iter()
+                .map(|e| match e {
+                    Event::Drain { callbacks, .. } => *callbacks as usize,
+                    _ => 0,
+                })
+                .sum::<usize>()
+                == n
+        })
+        .await;
+        let reported: usize = evs
+            .iter()
+            .map(|e| match e {
+                Event::Drain { callbacks, .. } => *callbacks as usize,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(reported, n);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

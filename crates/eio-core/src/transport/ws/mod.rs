@@ -10,7 +10,9 @@ pub mod deflate;
 pub mod frame;
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Read};
+use std::sync::Arc;
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -20,8 +22,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// The byte stream under a WebSocket.
 pub enum WsIo {
-    /// A TCP socket, read into the runtime thread's buffer.
-    Tcp(TcpStream),
+    /// A TCP socket, read into the runtime thread's buffer; shared, so
+    /// that what the application sends can be written from its thread.
+    Tcp(Arc<TcpStream>),
     /// Anything else (bridged TLS, ...), with a buffer of its own.
     Other {
         /// The stream.
@@ -49,6 +52,11 @@ thread_local! {
 }
 
 impl WsIo {
+    /// A connection on a TCP socket.
+    pub fn tcp(stream: TcpStream) -> Self {
+        WsIo::Tcp(Arc::new(stream))
+    }
+
     /// A connection on any stream.
     pub fn other(io: impl Stream + 'static) -> Self {
         WsIo::Other {
@@ -87,8 +95,26 @@ impl WsIo {
                 if scratch.is_empty() {
                     scratch.resize(READ_SIZE, 0);
                 }
-                match s.try_read(&mut scratch) {
+                // A short read drained the socket: tell tokio so (by
+                // answering WouldBlock inside `try_io`), which saves the
+                // read that would only find nothing. tokio keeps the
+                // readiness if new data arrived meanwhile.
+                let mut got = 0;
+                let sock = socket2::SockRef::from(&**s);
+                let r = s.try_io(Interest::READABLE, || {
+                    let n = (&*sock).read(&mut scratch)?;
+                    got = n;
+                    if n > 0 && n < scratch.len() {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(n)
+                    }
+                });
+                match r {
                     Ok(n) => Ok(Some(f(&scratch[..n]))),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => {
+                        Ok(Some(f(&scratch[..got])))
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                     Err(e) => Err(e),
                 }
@@ -101,7 +127,7 @@ impl WsIo {
     /// Writes all of `data`.
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
-            WsIo::Tcp(s) => s.write_all(data).await,
+            WsIo::Tcp(s) => write_all_shared(s, data).await,
             WsIo::Other { io, .. } => {
                 io.write_all(data).await?;
                 io.flush().await
@@ -111,9 +137,42 @@ impl WsIo {
 
     /// Ends the writing side: the client sees the end after our close frame.
     pub async fn shutdown(&mut self) {
-        let _ = match self {
-            WsIo::Tcp(s) => s.shutdown().await,
-            WsIo::Other { io, .. } => io.shutdown().await,
-        };
+        match self {
+            WsIo::Tcp(s) => {
+                let _ = socket2::SockRef::from(&**s).shutdown(std::net::Shutdown::Write);
+            }
+            WsIo::Other { io, .. } => {
+                let _ = io.shutdown().await;
+            }
+        }
     }
+}
+
+/// Writes all of `data` to a socket others may write to between our calls
+/// (never while we are in one: the session serializes writers).
+async fn write_all_shared(s: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match s.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes as much of `data` as the socket takes without blocking; returns
+/// how much that was.
+pub fn write_now(s: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match s.try_write(&data[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
