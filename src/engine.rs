@@ -5,7 +5,9 @@
 use crate::events;
 use crate::options::BindingOptions;
 use crate::runtime::runtime;
-use eio_core::engine::{Config, Engine, Event, EventQueue, HookReply, MiddlewareOutcome};
+use eio_core::engine::{
+    Config, Engine, Event, EventQueue, HookReply, MessageRef, MiddlewareOutcome,
+};
 use eio_core::protocol::{PacketData, Str};
 use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
@@ -168,6 +170,14 @@ impl BindingEngine {
         let Some(session) = self.engine().session(handle as u64) else {
             return false;
         };
+        // Straight to the socket when it can be: no copy of the data.
+        let borrowed = match &data {
+            Either::A(s) => MessageRef::Text(s),
+            Either::B(b) => MessageRef::Binary(b),
+        };
+        if let Some(sent) = session.send_now(borrowed, callback) {
+            return sent;
+        }
         let data = match data {
             Either::A(s) => PacketData::Text(Str::from(s)),
             Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),

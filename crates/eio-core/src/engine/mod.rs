@@ -13,6 +13,7 @@ pub use self::error::{CloseReason, ErrorCode, RequestError};
 pub use self::events::{Event, EventQueue, Handle, Listen};
 pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
 pub use self::request::{has_invalid_header_char, latin1, parse_query, RequestInfo};
+pub use self::session::MessageRef;
 pub(crate) use self::session::{DirectWrite, PollStart, WsBatch, WsLink};
 pub use self::session::{ReadyState, Session};
 

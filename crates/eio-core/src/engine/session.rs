@@ -74,6 +74,20 @@ pub(crate) trait DirectWrite: Send + Sync {
     /// returns the bytes it did not take (empty: all written), or an error
     /// when the connection is broken.
     fn write_now(&self, packets: &[Packet]) -> std::io::Result<Vec<u8>>;
+
+    /// Writes one `message` packet from borrowed data, without building a
+    /// packet (no copy before the kernel's); as [`DirectWrite::write_now`],
+    /// or `None` when this connection frames messages some other way.
+    fn write_message(&self, data: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>>;
+}
+
+/// Message data the caller still owns.
+#[derive(Debug, Clone, Copy)]
+pub enum MessageRef<'a> {
+    /// Text.
+    Text(&'a str),
+    /// Binary data.
+    Binary(&'a [u8]),
 }
 
 #[derive(Debug, Default)]
@@ -324,6 +338,46 @@ impl Session {
             data,
         };
         self.queue(packet, compress, callback)
+    }
+
+    /// [`Session::send`] for data the caller still owns, written to the
+    /// socket at once when nothing is queued or in flight before it (a
+    /// WebSocket written from the calling thread, with no `packetCreate` or
+    /// `flush` listener, which need the packet). `None` when that is not the
+    /// case: the caller then sends an owned copy with [`Session::send`].
+    pub fn send_now(&self, data: MessageRef<'_>, callback: bool) -> Option<bool> {
+        let mut st = self.state.lock();
+        if st.ready != ReadyState::Open {
+            return Some(false);
+        }
+        if !st.acked
+            || st.open_packets > 0
+            || !st.buffer.is_empty()
+            || st.ws_busy
+            || self.listens(Listen::PACKET_CREATE)
+            || self.listens(Listen::FLUSH)
+        {
+            return None;
+        }
+        let Slot::WebSocket(link) = &st.slot else {
+            return None;
+        };
+        let link = link.clone();
+        let written = link.direct.get()?.write_message(data)?;
+        let callbacks = Some(u32::from(callback));
+        match written {
+            Ok(rest) if rest.is_empty() => self.drained(callbacks),
+            Ok(rest) => {
+                st.ws_busy = true;
+                st.ws_rest = Some((rest, callbacks));
+                link.notify.notify_one();
+            }
+            Err(_) => {
+                st.ws_busy = true;
+                link.notify.notify_one();
+            }
+        }
+        Some(true)
     }
 
     pub(crate) fn send_packet(&self, packet: Packet, callback: bool) -> bool {

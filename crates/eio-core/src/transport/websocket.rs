@@ -7,7 +7,7 @@ use super::ws::{Ready, WsIo};
 use crate::engine::{
     Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch,
 };
-use crate::engine::{DirectWrite, WsLink};
+use crate::engine::{DirectWrite, MessageRef, WsLink};
 use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protocol, Str, WsFrame};
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -660,6 +660,27 @@ impl DirectWrite for DirectTcp {
             Ok(rest)
         })
     }
+
+    fn write_message(&self, data: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>> {
+        if self.protocol != Protocol::V4 {
+            return None;
+        }
+        let mut head = Vec::with_capacity(11);
+        let payload = match data {
+            MessageRef::Text(s) => {
+                frame::encode_header(&mut head, OP_TEXT, false, 1 + s.len());
+                head.push(b'4');
+                s.as_bytes()
+            }
+            // A v4 client that asked for base64 gets `b<base64>` text.
+            MessageRef::Binary(_) if !self.supports_binary => return None,
+            MessageRef::Binary(b) => {
+                frame::encode_header(&mut head, OP_BINARY, false, b.len());
+                b
+            }
+        };
+        Some(super::ws::write_now_vectored(&self.stream, &head, payload))
+    }
 }
 
 /// A text frame as a packet; `Ok(None)` for v3 frames engine.io ignores.
@@ -910,9 +931,16 @@ mod tests {
         // Far more than the socket buffers hold while the client does not
         // read: some go straight out, some are left over, the rest queue.
         let n = 400;
+        // Borrowed and owned sends mixed: both paths keep one order.
         for i in 0..n {
             let text = format!("{i:05}{}", "x".repeat(20_000));
-            assert!(session.send(PacketData::Text(Str::from(text)), false, true));
+            let sent = match i % 2 {
+                0 => session.send_now(crate::engine::MessageRef::Text(&text), true),
+                _ => None,
+            };
+            if sent.is_none() {
+                assert!(session.send(PacketData::Text(Str::from(text)), false, true));
+            }
         }
         let frames = read_frames(&mut client, &mut buf, n).await;
         for (i, f) in frames.iter().enumerate() {

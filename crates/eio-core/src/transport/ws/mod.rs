@@ -176,3 +176,34 @@ pub fn write_now(s: &TcpStream, data: &[u8]) -> io::Result<usize> {
     }
     Ok(done)
 }
+
+/// Writes `head` then `body` as far as the socket takes them without
+/// blocking, in one system call when it can; returns what it did not take.
+pub fn write_now_vectored(s: &TcpStream, head: &[u8], body: &[u8]) -> io::Result<Vec<u8>> {
+    let total = head.len() + body.len();
+    let mut done = 0;
+    while done < total {
+        let slices = if done < head.len() {
+            [io::IoSlice::new(&head[done..]), io::IoSlice::new(body)]
+        } else {
+            [
+                io::IoSlice::new(&body[done - head.len()..]),
+                io::IoSlice::new(&[]),
+            ]
+        };
+        match s.try_write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let mut rest = Vec::with_capacity(total - done);
+    if done < head.len() {
+        rest.extend_from_slice(&head[done..]);
+        rest.extend_from_slice(body);
+    } else {
+        rest.extend_from_slice(&body[done - head.len()..]);
+    }
+    Ok(rest)
+}
