@@ -203,3 +203,31 @@ test("perMessageDeflate through attach(): negotiated on the taken-over socket", 
   assert.equal(messages[1], "4" + "q".repeat(10_000));
   ws.close();
 });
+
+test("wsPreEncodedFrame: written as it is on a WebSocket, encoded otherwise", async (t) => {
+  const frame = [Buffer.from([0x81, 4]), Buffer.from("4123")];
+  const { engine, port } = await serve(t);
+  engine.on("connection", (s) => s.send("test", { wsPreEncodedFrame: frame }));
+  const { ws, messages } = await wsClient(port);
+  await until(() => messages.length === 2, "the message");
+  assert.equal(messages[1], "4123"); // the frame, not the data
+  ws.close();
+  // Over polling, the data is what goes out.
+  const res = await fetch(`http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling`);
+  const sid = JSON.parse((await res.text()).slice(1)).sid;
+  const poll = await fetch(
+    `http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+  );
+  assert.equal(await poll.text(), "4test");
+});
+
+test("wsPreEncodedFrame is not used with perMessageDeflate", async (t) => {
+  const { engine, port } = await serve(t, { perMessageDeflate: true });
+  engine.on("connection", (s) =>
+    s.send("test", { wsPreEncodedFrame: [Buffer.from([0x81, 4]), Buffer.from("4123")] }),
+  );
+  const { ws, messages } = await wsClient(port);
+  await until(() => messages.length === 2, "the message");
+  assert.equal(messages[1], "4test");
+  ws.close();
+});

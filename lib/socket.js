@@ -91,6 +91,11 @@ class Socket extends EventEmitter {
     return this.request.connection.remoteAddress;
   }
 
+  _transportName() {
+    const t = this._transport;
+    return typeof t === "string" ? t : t.name;
+  }
+
   /** The current transport. */
   get transport() {
     if (typeof this._transport === "string") this._transport = new Transport(this, this._transport);
@@ -147,12 +152,17 @@ class Socket extends EventEmitter {
     if (this._readyState === "closing" || this._readyState === "closed") return this;
     const hasCallback = typeof callback === "function";
     const compress = !options || options.compress !== false;
-    if (
-      this.server._native.send(this._handle, toWire(data), compress, hasCallback) &&
-      hasCallback
-    ) {
-      this.packetsFn.push(callback);
-    }
+    const native = this.server._native;
+    const frame = options && options.wsPreEncodedFrame;
+    // As engine.io: a pre-encoded frame is used on a WebSocket without
+    // permessage-deflate.
+    const sent =
+      frame !== undefined &&
+      !this.server.opts.perMessageDeflate &&
+      this._transportName() === "websocket"
+        ? native.sendPreEncoded(this._handle, toWire(data), frameBytes(frame), hasCallback)
+        : native.send(this._handle, toWire(data), compress, hasCallback);
+    if (sent && hasCallback) this.packetsFn.push(callback);
     return this;
   }
 
@@ -237,6 +247,12 @@ function onTransportListenerAdded(event) {
 }
 function onTransportListenerRemoved(event) {
   if (event === "headers") this._server._listenerRemoved(event);
+}
+
+// `wsPreEncodedFrame` is what ws's `Sender.frame()` returns: a list of Buffers.
+function frameBytes(frame) {
+  if (Buffer.isBuffer(frame)) return frame;
+  return Buffer.concat(Array.isArray(frame) ? frame : [frame]);
 }
 
 // engine.io-parser sends anything that is not binary as `String(data || "")`.

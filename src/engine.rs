@@ -185,6 +185,30 @@ impl BindingEngine {
         session.send(data, compress, callback)
     }
 
+    /// [`BindingEngine::send`] with engine.io's `wsPreEncodedFrame`: a
+    /// WebSocket writes the frame as it is, polling encodes the data.
+    #[napi(catch_unwind)]
+    pub fn send_pre_encoded(
+        &self,
+        handle: f64,
+        data: Either<String, BufferSlice>,
+        frame: BufferSlice,
+        callback: bool,
+    ) -> bool {
+        let Some(session) = self.engine().session(handle as u64) else {
+            return false;
+        };
+        if let Some(sent) = session.send_now(MessageRef::Frame(&frame), callback) {
+            return sent;
+        }
+        let data = match data {
+            Either::A(s) => PacketData::Text(Str::from(s)),
+            Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
+        };
+        let frame = bytes::Bytes::copy_from_slice(&frame);
+        session.send_pre_encoded(data, frame, callback)
+    }
+
     /// The `connection` handlers ran: the session's handshake may go out.
     #[napi(catch_unwind)]
     pub fn ack_open(&self, handle: f64) {

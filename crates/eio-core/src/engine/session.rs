@@ -8,6 +8,7 @@ use super::request::RequestInfo;
 use super::{Engine, TransportKind};
 use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
 use crate::transport::polling::Framing;
+use bytes::Bytes;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -73,7 +74,7 @@ pub(crate) trait DirectWrite: Send + Sync {
     /// Writes `packets` as frames as far as the socket takes them now, and
     /// returns the bytes it did not take (empty: all written), or an error
     /// when the connection is broken.
-    fn write_now(&self, packets: &[Packet]) -> std::io::Result<Vec<u8>>;
+    fn write_now(&self, packets: &[Packet], frames: &[(usize, Bytes)]) -> std::io::Result<Vec<u8>>;
 
     /// Writes one `message` packet from borrowed data, without building a
     /// packet (no copy before the kernel's); as [`DirectWrite::write_now`],
@@ -88,6 +89,9 @@ pub enum MessageRef<'a> {
     Text(&'a str),
     /// Binary data.
     Binary(&'a [u8]),
+    /// A whole WebSocket frame, encoded by the application (engine.io's
+    /// `wsPreEncodedFrame`), written as it is.
+    Frame(&'a [u8]),
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +139,9 @@ struct State {
     /// How many packets at the head of `buffer` form the handshake (open and
     /// initial packet): the handshake poll carries only those, as in engine.io.
     open_packets: usize,
+    /// Frames the application encoded itself (`wsPreEncodedFrame`), by
+    /// index in `buffer`: a WebSocket writes them instead of encoding.
+    frames: Vec<(usize, Bytes)>,
     /// The WebSocket task has a write in flight: nothing may be written
     /// directly until it is done (frames must not interleave).
     ws_busy: bool,
@@ -147,6 +154,11 @@ struct State {
     awaiting_pong: bool,
     tasks: Vec<AbortHandle>,
 }
+
+/// What [`Session::take_batch`] takes: the packets, their pre-encoded
+/// frames, whether they may be compressed, and the send callbacks they
+/// carry (`None` for the handshake alone).
+type TakenBatch = (Vec<Packet>, Vec<(usize, Bytes)>, bool, Option<u32>);
 
 /// Packets for one write, and whether they may be compressed.
 #[derive(Debug)]
@@ -183,6 +195,8 @@ pub(crate) enum WsBatch {
     /// afterwards, `more` that packets are left for another batch.
     Write {
         packets: Vec<Packet>,
+        /// Pre-encoded frames, by index in `packets`.
+        frames: Vec<(usize, Bytes)>,
         callbacks: Option<u32>,
         close: bool,
         more: bool,
@@ -255,6 +269,7 @@ impl Session {
                 buffer_compress: false,
                 acked: false,
                 open_packets: 0,
+                frames: Vec::new(),
                 ws_busy: false,
                 ws_rest: None,
                 heartbeat_gen: 0,
@@ -337,7 +352,18 @@ impl Session {
             kind: PacketType::Message,
             data,
         };
-        self.queue(packet, compress, callback)
+        self.queue(packet, compress, callback, None)
+    }
+
+    /// [`Session::send`] with a frame the application encoded itself
+    /// (engine.io's `wsPreEncodedFrame`): a WebSocket without compression
+    /// writes it instead of encoding `data`; polling encodes `data`.
+    pub fn send_pre_encoded(&self, data: PacketData, frame: Bytes, callback: bool) -> bool {
+        let packet = Packet {
+            kind: PacketType::Message,
+            data,
+        };
+        self.queue(packet, true, callback, Some(frame))
     }
 
     /// [`Session::send`] for data the caller still owns, written to the
@@ -381,10 +407,10 @@ impl Session {
     }
 
     pub(crate) fn send_packet(&self, packet: Packet, callback: bool) -> bool {
-        self.queue(packet, true, callback)
+        self.queue(packet, true, callback, None)
     }
 
-    fn queue(&self, packet: Packet, compress: bool, callback: bool) -> bool {
+    fn queue(&self, packet: Packet, compress: bool, callback: bool, frame: Option<Bytes>) -> bool {
         let mut st = self.state.lock();
         if st.ready != ReadyState::Open {
             return false;
@@ -396,6 +422,10 @@ impl Session {
             });
         }
         st.buffer_bytes += packet.data.len();
+        if let Some(frame) = frame {
+            let at = st.buffer.len();
+            st.frames.push((at, frame));
+        }
         st.buffer.push(packet);
         st.buffer_compress |= compress;
         if callback {
@@ -404,6 +434,7 @@ impl Session {
         if self.max_buffered.is_some_and(|max| st.buffer_bytes > max) {
             // A client that does not read: drop what it would never get.
             st.buffer.clear();
+            st.frames.clear();
             st.buffer_bytes = 0;
             st.buffer_callbacks = 0;
             let why = Some("write buffer full".to_string());
@@ -442,15 +473,19 @@ impl Session {
     /// buffer. Returns the packets, whether they may be compressed, and the
     /// send callbacks they carry, or `None` for the handshake alone, which
     /// engine.io writes before any handler can see it (no flush, no drain).
-    fn take_batch(&self, st: &mut State, whole: bool) -> (Vec<Packet>, bool, Option<u32>) {
+    fn take_batch(&self, st: &mut State, whole: bool) -> TakenBatch {
         let open = std::mem::take(&mut st.open_packets);
         if open > 0 && !whole && open < st.buffer.len() {
             let packets: Vec<Packet> = st.buffer.drain(..open).collect();
             st.buffer_bytes -= packets.iter().map(|p| p.data.len()).sum::<usize>();
-            return (packets, false, None);
+            for f in &mut st.frames {
+                f.0 -= open;
+            }
+            return (packets, Vec::new(), false, None);
         }
         st.buffer_bytes = 0;
         let packets = std::mem::take(&mut st.buffer);
+        let frames = std::mem::take(&mut st.frames);
         let compress = std::mem::take(&mut st.buffer_compress);
         let callbacks = std::mem::take(&mut st.buffer_callbacks);
         if open == 0 && self.listens(Listen::FLUSH) {
@@ -461,6 +496,7 @@ impl Session {
         }
         (
             packets,
+            frames,
             compress,
             (open == 0 || callbacks > 0).then_some(callbacks),
         )
@@ -480,7 +516,7 @@ impl Session {
                 }
                 if let Some((_, tx)) = p.get.take() {
                     let close = std::mem::take(&mut p.should_close);
-                    let (mut packets, compress, callbacks) = self.take_batch(st, close);
+                    let (mut packets, _, compress, callbacks) = self.take_batch(st, close);
                     if close {
                         packets.push(Packet::empty(PacketType::Close));
                     }
@@ -506,8 +542,8 @@ impl Session {
             Some(d) if !st.ws_busy && st.open_packets == 0 => d,
             _ => return link.notify.notify_one(),
         };
-        let (packets, _, callbacks) = self.take_batch(st, true);
-        match direct.write_now(&packets) {
+        let (packets, frames, _, callbacks) = self.take_batch(st, true);
+        match direct.write_now(&packets, &frames) {
             Ok(rest) if rest.is_empty() => self.drained(callbacks),
             // The socket is full (or broken: the task finds out and ends the
             // session): the task writes the rest when it can.
@@ -563,7 +599,7 @@ impl Session {
             return PollStart::Wait(id, rx);
         }
         let close = std::mem::take(&mut p.should_close);
-        let (mut packets, compress, callbacks) = self.take_batch(st, close);
+        let (mut packets, _, compress, callbacks) = self.take_batch(st, close);
         if close {
             packets.push(Packet::empty(PacketType::Close));
         }
@@ -697,11 +733,12 @@ impl Session {
                     return if close { WsBatch::Close } else { WsBatch::Idle };
                 }
                 // The handshake goes alone, as its own frame(s), like engine.io's.
-                let (packets, _, callbacks) = self.take_batch(&mut st, close);
+                let (packets, frames, _, callbacks) = self.take_batch(&mut st, close);
                 let more = !st.buffer.is_empty();
                 st.ws_busy = true;
                 WsBatch::Write {
                     packets,
+                    frames,
                     callbacks,
                     close,
                     more,
@@ -919,6 +956,7 @@ impl Session {
                     let _ = tx.send(Batch::control(kind));
                 }
                 st.buffer.clear();
+                st.frames.clear();
                 st.buffer_bytes = 0;
                 st.buffer_callbacks = 0;
             }

@@ -396,12 +396,24 @@ impl Connection<'_> {
             }
             WsBatch::Write {
                 packets,
+                frames,
                 callbacks,
                 close,
                 more,
             } => {
-                for p in &packets {
-                    if let Err(e) = self.encode(p) {
+                for (i, p) in packets.iter().enumerate() {
+                    let frame = match &self.deflater {
+                        None => pre_encoded(&frames, i),
+                        Some(_) => None,
+                    };
+                    let encoded = match frame {
+                        Some(f) => {
+                            self.out.extend_from_slice(f);
+                            Ok(())
+                        }
+                        None => self.encode(p),
+                    };
+                    if let Err(e) = encoded {
                         return Some(End::Io(e.to_string()));
                     }
                 }
@@ -636,20 +648,23 @@ thread_local! {
 }
 
 impl DirectWrite for DirectTcp {
-    fn write_now(&self, packets: &[Packet]) -> std::io::Result<Vec<u8>> {
-        FRAMES.with(|frames| {
-            let mut out = frames.borrow_mut();
+    fn write_now(&self, packets: &[Packet], frames: &[(usize, Bytes)]) -> std::io::Result<Vec<u8>> {
+        FRAMES.with(|buf| {
+            let mut out = buf.borrow_mut();
             out.clear();
             let mut unused = Vec::new();
-            for p in packets {
-                encode_packet(
-                    &mut out,
-                    &mut unused,
-                    p,
-                    self.protocol,
-                    self.supports_binary,
-                    None,
-                )?;
+            for (i, p) in packets.iter().enumerate() {
+                match pre_encoded(frames, i) {
+                    Some(f) => out.extend_from_slice(f),
+                    None => encode_packet(
+                        &mut out,
+                        &mut unused,
+                        p,
+                        self.protocol,
+                        self.supports_binary,
+                        None,
+                    )?,
+                }
             }
             let n = super::ws::write_now(&self.stream, &out)?;
             let rest = out[n..].to_vec();
@@ -662,6 +677,9 @@ impl DirectWrite for DirectTcp {
     }
 
     fn write_message(&self, data: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>> {
+        if let MessageRef::Frame(f) = data {
+            return Some(super::ws::write_now_vectored(&self.stream, &[], f));
+        }
         if self.protocol != Protocol::V4 {
             return None;
         }
@@ -678,9 +696,15 @@ impl DirectWrite for DirectTcp {
                 frame::encode_header(&mut head, OP_BINARY, false, b.len());
                 b
             }
+            MessageRef::Frame(_) => unreachable!("written above"),
         };
         Some(super::ws::write_now_vectored(&self.stream, &head, payload))
     }
+}
+
+/// The application's own frame for packet `i` of a batch, if it gave one.
+fn pre_encoded(frames: &[(usize, Bytes)], i: usize) -> Option<&Bytes> {
+    frames.iter().find(|(at, _)| *at == i).map(|(_, f)| f)
 }
 
 /// A text frame as a packet; `Ok(None)` for v3 frames engine.io ignores.
