@@ -15,20 +15,37 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Deadlines this close together are handled in one wake-up.
-const COALESCE: Duration = Duration::from_millis(2);
+/// The most by which a deadline may be handled early, so that deadlines
+/// this close together share one wake-up.
+const MAX_COALESCE: Duration = Duration::from_millis(10);
 
 /// The heap of heartbeat deadlines: `(when, session, generation)`. A session
 /// bumps its generation whenever its deadline moves, so entries left behind
 /// are recognised as stale and skipped instead of being removed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Heartbeats {
     heap: Mutex<BinaryHeap<Reverse<(Instant, Handle, u64)>>>,
     earlier: Notify,
     stopped: AtomicBool,
+    /// How early a deadline may be handled: a hundredth of the shortest
+    /// heartbeat period, at most [`MAX_COALESCE`] (about 500 wake-ups a
+    /// second fewer with 8000 sessions at a 1 s `pingInterval`, and still
+    /// exact for the millisecond periods tests use).
+    coalesce: Duration,
 }
 
 impl Heartbeats {
+    /// The heartbeats of an engine with these `pingInterval` and
+    /// `pingTimeout`.
+    pub(crate) fn new(ping_interval: Duration, ping_timeout: Duration) -> Self {
+        Heartbeats {
+            heap: Mutex::default(),
+            earlier: Notify::new(),
+            stopped: AtomicBool::new(false),
+            coalesce: (ping_interval.min(ping_timeout) / 100).min(MAX_COALESCE),
+        }
+    }
+
     /// Asks for `session`'s heartbeat to be checked at `when`.
     pub(crate) fn schedule(&self, when: Instant, session: Handle, generation: u64) {
         let mut heap = self.heap.lock();
@@ -51,7 +68,7 @@ impl Heartbeats {
         let mut heap = self.heap.lock();
         let mut due = Vec::new();
         while let Some(Reverse((t, h, g))) = heap.peek().copied() {
-            if t > now + COALESCE {
+            if t > now + self.coalesce {
                 return (due, Some(t));
             }
             heap.pop();

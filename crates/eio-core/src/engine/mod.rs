@@ -188,7 +188,10 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine with `config`, reporting to `events`, spawning on `rt`.
     pub fn new(config: Config, events: Arc<EventQueue>, rt: tokio::runtime::Handle) -> Self {
-        let heartbeats = Arc::new(heartbeat::Heartbeats::default());
+        let heartbeats = Arc::new(heartbeat::Heartbeats::new(
+            config.ping_interval,
+            config.ping_timeout,
+        ));
         let engine = Engine {
             inner: Arc::new(EngineInner {
                 config,

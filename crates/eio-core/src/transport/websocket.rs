@@ -532,11 +532,13 @@ impl Connection<'_> {
         self.finish().await;
     }
 
-    /// Echoes a client's close frame payload and lets the connection go.
+    /// Echoes a client's close frame and lets the connection go at once:
+    /// both close frames are through, so closing sends a plain FIN (no
+    /// linger, no shutdown first).
     async fn close_with_payload(&mut self, payload: &[u8]) {
         self.out.clear();
         frame::encode_frame(&mut self.out, frame::OP_CLOSE, false, payload);
-        self.finish().await;
+        let _ = self.flush().await;
     }
 
     async fn finish(&mut self) {
