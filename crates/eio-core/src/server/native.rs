@@ -2,17 +2,20 @@
 //! under the engine path go to the transports; everything else gets 501, as
 //! from the Node server engine.io's `listen()` creates.
 
-use crate::engine::{latin1, Engine, RequestInfo};
+use crate::engine::{latin1, parse_query, CloseReason, Engine, RequestInfo};
 use crate::transport::ws::WsIo;
 use crate::transport::{polling, websocket, HttpResponse};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,10 +259,16 @@ async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
     _guard: ConnGuard,
 ) {
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
         let engine = engine.clone();
         let routes = routes.clone();
-        async move { route(engine, routes, req, remote).await }
+        let url = req.uri().path_and_query().map_or("", |p| p.as_str());
+        let sid = parse_query(url)
+            .into_iter()
+            .find(|(k, _)| k == "sid")
+            .map(|(_, v)| v);
+        let served = route(engine.clone(), routes, req, remote);
+        async move { guarded(&engine, sid.as_deref(), served).await }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -281,6 +290,29 @@ async fn serve_connection(
 }
 
 type Body = Full<Bytes>;
+
+/// Serves a request; a panic while doing so answers 500 and closes the
+/// session the request names with `transport error`, instead of taking the
+/// connection task (or, in engine.io, the process) down with it.
+async fn guarded(
+    engine: &Engine,
+    sid: Option<&str>,
+    served: impl Future<Output = Result<Response<Body>, io::Error>>,
+) -> Result<Response<Body>, io::Error> {
+    match AssertUnwindSafe(served).catch_unwind().await {
+        Ok(res) => res,
+        Err(_) => {
+            if let Some(session) = sid.and_then(|sid| engine.session_by_sid(sid)) {
+                session.close(CloseReason::TransportError, Some("internal error".into()));
+            }
+            Ok(Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .header(header::CONNECTION, "close")
+                .body(Full::new(Bytes::new()))
+                .expect("static response parts are valid"))
+        }
+    }
+}
 
 /// What a request is, from its headers: engine.io hands a request with
 /// `Connection: upgrade` to its upgrade handler, like Node's `upgrade` event.
@@ -530,4 +562,64 @@ pub fn to_hyper(res: HttpResponse) -> Response<Body> {
             .body(Full::new(Bytes::new()))
             .expect("valid")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Config, Event, EventQueue, TransportKind};
+    use crate::protocol::Protocol;
+
+    #[tokio::test]
+    async fn a_panic_while_serving_answers_500_and_closes_only_that_session() {
+        let engine = Engine::new(
+            Config::default(),
+            EventQueue::new(|| {}),
+            tokio::runtime::Handle::current(),
+        );
+        let open = |sid: &str| {
+            let req = Arc::new(RequestInfo::new(
+                "GET",
+                "/engine.io/?EIO=4",
+                "1.1",
+                vec![],
+                None,
+            ));
+            engine.open_session(req, TransportKind::Polling, Protocol::V4, sid.into(), None)
+        };
+        let (_a, _b) = (open("aaaa"), open("bbbb"));
+        engine.events().drain();
+
+        let res = guarded(&engine, Some("aaaa"), async { panic!("injected fault") })
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let closes: Vec<_> = engine
+            .events()
+            .drain()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Close {
+                    reason,
+                    description,
+                    ..
+                } => Some((reason, description)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            closes,
+            [(CloseReason::TransportError, Some("internal error".into()))]
+        );
+        assert!(engine.session_by_sid("aaaa").is_none());
+        assert!(engine.session_by_sid("bbbb").is_some());
+
+        // Without a panic the answer passes through.
+        let ok = guarded(&engine, None, async {
+            Ok(Response::new(Full::new(Bytes::from_static(b"fine"))))
+        })
+        .await
+        .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
 }
