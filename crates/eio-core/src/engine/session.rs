@@ -755,6 +755,31 @@ impl Session {
         }
     }
 
+    /// The connection's task `id` is about to write on its own (a pong, a
+    /// close frame): no direct write may start until
+    /// [`Session::ws_release`], and bytes a direct write left over (the end
+    /// of a frame already begun on the wire) must go first. Returns them and
+    /// the callbacks they carried.
+    pub(crate) fn ws_claim(&self, id: u64) -> (Vec<u8>, Option<u32>) {
+        let mut st = self.state.lock();
+        if !matches!(&st.slot, Slot::WebSocket(l) if l.id == id) {
+            return (Vec::new(), None);
+        }
+        st.ws_busy = true;
+        st.ws_rest.take().unwrap_or_default()
+    }
+
+    /// The task `id` wrote what it claimed to write, with the `callbacks` of
+    /// the bytes it took over.
+    pub(crate) fn ws_release(&self, id: u64, callbacks: Option<u32>) {
+        self.drained(callbacks);
+        let mut st = self.state.lock();
+        if matches!(&st.slot, Slot::WebSocket(l) if l.id == id) {
+            st.ws_busy = false;
+            self.flush(&mut st);
+        }
+    }
+
     /// The WebSocket task wrote a batch that carried `callbacks` callbacks;
     /// what was sent meanwhile may now be written directly again.
     pub(crate) fn ws_written(&self, callbacks: Option<u32>) {

@@ -355,8 +355,12 @@ impl Connection<'_> {
                 },
                 Incoming::Ping(payload) => {
                     // `ws` answers pings itself.
+                    let (rest, callbacks) = self.session().ws_claim(self.link.id);
+                    self.out = rest;
                     frame::encode_frame(&mut self.out, OP_PONG, false, &payload);
-                    if let Err(e) = self.flush().await {
+                    let written = self.flush().await;
+                    self.session().ws_release(self.link.id, callbacks);
+                    if let Err(e) = written {
                         return Some(End::Io(e.to_string()));
                     }
                     continue;
@@ -515,7 +519,7 @@ impl Connection<'_> {
                 session.ws_ended(id, Some("internal error".into()));
                 // Tell the client, but read nothing more from a connection
                 // whose code just failed.
-                self.out.clear();
+                self.out = self.claim();
                 frame::encode_close(&mut self.out, 1011);
                 if self.flush().await.is_ok() {
                     self.io.shutdown().await;
@@ -527,16 +531,25 @@ impl Connection<'_> {
     /// Sends a close frame with `code` (1005: none), then lets the
     /// connection go once the client answers or [`CLOSE_LINGER`] passes.
     async fn close(&mut self, code: u16) {
-        self.out.clear();
+        self.out = self.claim();
         frame::encode_close(&mut self.out, code);
         self.finish().await;
+    }
+
+    /// Takes the socket from direct writes for the ending; returns the end
+    /// of a frame a direct write began, which must precede the close frame.
+    fn claim(&self) -> Vec<u8> {
+        match &self.session {
+            Some(s) => s.ws_claim(self.link.id).0,
+            None => Vec::new(),
+        }
     }
 
     /// Echoes a client's close frame and lets the connection go at once:
     /// both close frames are through, so closing sends a plain FIN (no
     /// linger, no shutdown first).
     async fn close_with_payload(&mut self, payload: &[u8]) {
-        self.out.clear();
+        self.out = self.claim();
         frame::encode_frame(&mut self.out, frame::OP_CLOSE, false, payload);
         let _ = self.flush().await;
     }
@@ -882,12 +895,13 @@ mod tests {
             .collect()
     }
 
-    /// Reads whole server frames (any length) from a TCP client.
+    /// Reads `n` whole server frames (any length) from a TCP client, as
+    /// (opcode, payload).
     async fn read_frames(
         io: &mut tokio::net::TcpStream,
         buf: &mut Vec<u8>,
         n: usize,
-    ) -> Vec<Vec<u8>> {
+    ) -> Vec<(u8, Vec<u8>)> {
         let mut frames = Vec::new();
         while frames.len() < n {
             loop {
@@ -902,7 +916,7 @@ mod tests {
                         _ => (usize::MAX, 0),
                     };
                     if len != usize::MAX && buf.len() >= head + len {
-                        frames.push(buf[head..head + len].to_vec());
+                        frames.push((buf[0] & 0x0F, buf[head..head + len].to_vec()));
                         buf.drain(..head + len);
                         break;
                     }
@@ -953,7 +967,7 @@ mod tests {
         };
         let session = engine.session(*handle).unwrap();
         let mut buf = Vec::new();
-        assert_eq!(read_frames(&mut client, &mut buf, 1).await[0][0], b'0');
+        assert_eq!(read_frames(&mut client, &mut buf, 1).await[0].1[0], b'0');
         // Far more than the socket buffers hold while the client does not
         // read: some go straight out, some are left over, the rest queue.
         let n = 400;
@@ -968,8 +982,19 @@ mod tests {
                 assert!(session.send(PacketData::Text(Str::from(text)), false, true));
             }
         }
-        let frames = read_frames(&mut client, &mut buf, n).await;
-        for (i, f) in frames.iter().enumerate() {
+        // A ping while frames are half written: its pong must not land in
+        // the middle of one.
+        let mut ping = vec![0x89, 0x82, 1, 2, 3, 4];
+        let mut payload = b"hi".to_vec();
+        frame::unmask(&mut payload, [1, 2, 3, 4]);
+        ping.extend(payload);
+        client.write_all(&ping).await.unwrap();
+        let frames = read_frames(&mut client, &mut buf, n + 1).await;
+        let pongs: Vec<_> = frames.iter().filter(|f| f.0 == frame::OP_PONG).collect();
+        assert_eq!(pongs, [&(frame::OP_PONG, b"hi".to_vec())]);
+        let texts: Vec<_> = frames.iter().filter(|f| f.0 == OP_TEXT).collect();
+        assert_eq!(texts.len(), n);
+        for (i, (_, f)) in texts.iter().enumerate() {
             assert_eq!(
                 &f[..6],
                 format!("4{i:05}").as_bytes(),
@@ -996,6 +1021,91 @@ mod tests {
             })
             .sum();
         assert_eq!(reported, n);
+    }
+
+    /// A socket that takes only the first `take` bytes of each write.
+    struct HalfSocket {
+        take: usize,
+        written: std::sync::Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl DirectWrite for HalfSocket {
+        fn write_now(
+            &self,
+            packets: &[Packet],
+            _frames: &[(usize, Bytes)],
+        ) -> std::io::Result<Vec<u8>> {
+            let mut out = Vec::new();
+            for p in packets {
+                let mut z = Vec::new();
+                encode_packet(&mut out, &mut z, p, Protocol::V4, true, None)?;
+            }
+            let n = self.take.min(out.len());
+            self.written.lock().unwrap().push(out[..n].to_vec());
+            Ok(out[n..].to_vec())
+        }
+
+        fn write_message(&self, _: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn the_task_writes_the_rest_of_a_direct_write_before_its_own_frames() {
+        let engine = Engine::new(
+            Config::default(),
+            EventQueue::new(|| {}),
+            tokio::runtime::Handle::current(),
+        );
+        let link = WsLink::new(engine.next_id());
+        let socket = Arc::new(HalfSocket {
+            take: 3,
+            written: Default::default(),
+        });
+        struct Shared(Arc<HalfSocket>);
+        impl DirectWrite for Shared {
+            fn write_now(&self, p: &[Packet], f: &[(usize, Bytes)]) -> std::io::Result<Vec<u8>> {
+                self.0.write_now(p, f)
+            }
+            fn write_message(&self, m: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>> {
+                self.0.write_message(m)
+            }
+        }
+        let _ = link.direct.set(Box::new(Shared(socket.clone())));
+        let req = Arc::new(RequestInfo::new(
+            "GET",
+            "/engine.io/?EIO=4",
+            "1.1",
+            vec![],
+            None,
+        ));
+        let kind = TransportKind::WebSocket;
+        let session =
+            engine.open_session(req, kind, Protocol::V4, "dddd".into(), Some(link.clone()));
+        session.ack_open();
+        // The handshake goes through the task.
+        assert!(matches!(session.ws_batch(link.id), WsBatch::Write { .. }));
+        session.ws_written(None);
+
+        let text = |s: &str| PacketData::Text(Str::from(s.to_string()));
+        assert!(session.send(text("hello"), false, true));
+        // 3 bytes of "\x81\x06" + "4hello" went out; the rest waits.
+        assert_eq!(
+            socket.written.lock().unwrap().as_slice(),
+            [vec![0x81, 6, b'4']]
+        );
+        // Now sends queue instead of interleaving with the half frame.
+        assert!(session.send(text("next"), false, false));
+        assert_eq!(socket.written.lock().unwrap().len(), 1);
+        // The task's own frame (a pong) must follow the rest of "hello".
+        let (rest, callbacks) = session.ws_claim(link.id);
+        assert_eq!(rest, b"hello");
+        assert_eq!(callbacks, Some(1));
+        session.ws_release(link.id, callbacks);
+        // Released: the queued "next" goes out directly, after all of that.
+        let written = socket.written.lock().unwrap().clone();
+        assert_eq!(written.len(), 2);
+        assert_eq!(written[1], vec![0x81, 5, b'4']);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
