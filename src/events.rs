@@ -3,7 +3,7 @@
 //! fields that depend on the kind (read by `dispatch` in index.js).
 
 use eio_core::engine::{Event, HookCall, RequestInfo};
-use eio_core::protocol::{Packet, PacketData};
+use eio_core::protocol::{pool, Packet, PacketData};
 use napi::bindgen_prelude::{Array, BufferSlice, Null};
 use napi::{Env, Result};
 
@@ -56,7 +56,26 @@ impl<'e> Writer<'e> {
             PacketData::Empty => self.push(()),
             PacketData::Text(s) => self.push(s.as_str()),
             PacketData::Binary(b) => {
-                let buf = BufferSlice::from_data(self.env, Vec::from(b))?;
+                let data = Vec::from(b);
+                let buf = if data.capacity() >= pool::MIN {
+                    // Large messages go back to the pool when JS is done.
+                    let mut data = std::mem::ManuallyDrop::new(data);
+                    let (ptr, len, cap) = (data.as_mut_ptr(), data.len(), data.capacity());
+                    // SAFETY: the pointer, length and capacity are those of
+                    // the Vec just taken apart, whose memory the finalizer
+                    // alone owns from here on.
+                    unsafe {
+                        BufferSlice::from_external(
+                            self.env,
+                            ptr,
+                            len,
+                            (ptr, len, cap),
+                            |_, (p, l, c)| pool::give(Vec::from_raw_parts(p, l, c)),
+                        )
+                    }?
+                } else {
+                    BufferSlice::from_data(self.env, data)?
+                };
                 self.push(&buf)
             }
         }

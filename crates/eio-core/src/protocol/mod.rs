@@ -12,6 +12,7 @@ pub mod jsonp;
 mod node_b64;
 mod packet;
 mod payload;
+pub mod pool;
 mod str;
 pub mod v3;
 

@@ -7,7 +7,7 @@
 //! that is not UTF-8, 1009 for messages over the limit.
 
 use super::deflate::Inflater;
-use crate::protocol::Str;
+use crate::protocol::{pool, Str};
 use bytes::{Bytes, BytesMut};
 use std::fmt;
 
@@ -80,7 +80,7 @@ pub enum Incoming {
 struct Fragmented {
     binary: bool,
     compressed: bool,
-    data: BytesMut,
+    data: Vec<u8>,
 }
 
 /// Turns the bytes of a connection into [`Incoming`] items.
@@ -286,9 +286,9 @@ impl Decoder {
         match h.opcode {
             OP_CLOSE => {
                 let data = unmasked(payload, h.mask);
-                out.push(close_frame(data.freeze())?);
+                out.push(close_frame(Bytes::from(data))?);
             }
-            OP_PING => out.push(Incoming::Ping(unmasked(payload, h.mask).freeze())),
+            OP_PING => out.push(Incoming::Ping(Bytes::from(unmasked(payload, h.mask)))),
             OP_PONG => out.push(Incoming::Pong),
             OP_CONTINUATION => {
                 let m = self.message.as_mut().expect("checked by header()");
@@ -324,13 +324,13 @@ impl Decoder {
         &mut self,
         binary: bool,
         compressed: bool,
-        data: BytesMut,
+        data: Vec<u8>,
     ) -> Result<Incoming, Violation> {
         let data = if compressed {
             let inflater = self.inflater.as_mut().expect("checked by header()");
             inflater.inflate(&data, self.max_message)?
         } else {
-            data.freeze()
+            Bytes::from(data)
         };
         if binary {
             Ok(Incoming::Binary(data))
@@ -366,8 +366,8 @@ fn close_frame(data: Bytes) -> Result<Incoming, Violation> {
 }
 
 /// A copy of `payload` with the mask removed.
-fn unmasked(payload: &[u8], mask: [u8; 4]) -> BytesMut {
-    let mut data = BytesMut::with_capacity(payload.len());
+fn unmasked(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut data = pool::take(payload.len());
     data.extend_from_slice(payload);
     unmask(&mut data, mask);
     data

@@ -1,0 +1,69 @@
+//! A small pool of large message buffers. A binary message from a client is
+//! unmasked into a buffer on a runtime thread and handed to JS without a
+//! copy; JS frees it at a later garbage collection, on its own thread. With
+//! a fresh allocation per message, those bursts of frees let the runtime
+//! threads' malloc arenas shrink and grow again, faulting pages in for
+//! nearly every 16 KiB message. Buffers given back here are reused instead.
+
+use parking_lot::Mutex;
+
+/// Messages at least this large use the pool; smaller ones are cheap to
+/// allocate.
+pub const MIN: usize = 4 * 1024;
+/// Buffers above this size are not kept.
+const MAX: usize = 1024 * 1024;
+/// At most this many buffers wait in the pool.
+const KEEP: usize = 64;
+
+static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An empty buffer with room for `len` bytes: a pooled one when one fits
+/// (without being more than twice as large), else a new one.
+pub fn take(len: usize) -> Vec<u8> {
+    if len >= MIN {
+        let mut pool = POOL.lock();
+        if let Some(i) = pool
+            .iter()
+            .position(|b| b.capacity() >= len && b.capacity() <= 2 * len)
+        {
+            let mut buf = pool.swap_remove(i);
+            buf.clear();
+            return buf;
+        }
+    }
+    Vec::with_capacity(len)
+}
+
+/// Gives a buffer back for reuse (or frees it, if it is too small or too
+/// large, or the pool is full).
+pub fn give(buf: Vec<u8>) {
+    if (MIN..=MAX).contains(&buf.capacity()) {
+        let mut pool = POOL.lock();
+        if pool.len() < KEEP {
+            pool.push(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_buffers_of_a_fitting_size() {
+        // A size no other test uses, since tests share the pool.
+        let len = 700_000;
+        let mut a = take(len);
+        a.extend_from_slice(&[1; 100]);
+        let ptr = a.as_ptr();
+        give(a);
+        let b = take(len);
+        assert!(b.is_empty());
+        assert_eq!(b.as_ptr(), ptr);
+        // Too small or too large to be pooled.
+        give(Vec::with_capacity(100));
+        give(Vec::with_capacity(MAX + 1));
+        assert!(take(100).capacity() >= 100);
+        give(b);
+    }
+}
