@@ -536,25 +536,27 @@ impl Session {
 
     /// Writes the buffer straight to the socket when it can be written from
     /// here and the task has nothing in flight; otherwise wakes the task.
-    /// The handshake always goes through the task.
     fn flush_ws(&self, st: &mut State, link: &Arc<WsLink>) {
         let direct = match link.direct.get() {
-            Some(d) if !st.ws_busy && st.open_packets == 0 => d,
+            Some(d) if !st.ws_busy => d,
             _ => return link.notify.notify_one(),
         };
-        let (packets, frames, _, callbacks) = self.take_batch(st, true);
-        match direct.write_now(&packets, &frames) {
-            Ok(rest) if rest.is_empty() => self.drained(callbacks),
-            // The socket is full (or broken: the task finds out and ends the
-            // session): the task writes the rest when it can.
-            Ok(rest) => {
-                st.ws_busy = true;
-                st.ws_rest = Some((rest, callbacks));
-                link.notify.notify_one();
-            }
-            Err(_) => {
-                st.ws_busy = true;
-                link.notify.notify_one();
+        // The handshake goes alone, as its own frame(s), then the rest.
+        while !st.buffer.is_empty() {
+            let (packets, frames, _, callbacks) = self.take_batch(st, false);
+            match direct.write_now(&packets, &frames) {
+                Ok(rest) if rest.is_empty() => self.drained(callbacks),
+                // The socket is full (or broken: the task finds out and ends
+                // the session): the task writes the rest when it can.
+                Ok(rest) => {
+                    st.ws_busy = true;
+                    st.ws_rest = Some((rest, callbacks));
+                    return link.notify.notify_one();
+                }
+                Err(_) => {
+                    st.ws_busy = true;
+                    return link.notify.notify_one();
+                }
             }
         }
     }
