@@ -43,6 +43,56 @@ function headerObject(flat) {
   return out;
 }
 
+/**
+ * Writes an engine answer: `flat` headers as `[name, value, ...]`. A 200
+ * carries its Content-Length, as engine.io's polling answers do.
+ */
+function writeResponse(res, status, flat, body) {
+  if (res.writableEnded || res.destroyed) return;
+  if (status === 200 && !hasHeader(flat, "content-length"))
+    flat.push("Content-Length", body.length);
+  res.writeHead(status, flat);
+  res.end(body);
+}
+
+/**
+ * The headers the engine reads from a polling request, the first of each
+ * name: `[origin, content-type, user-agent, accept-encoding]`.
+ */
+function engineHeaders(raw) {
+  const out = [undefined, undefined, undefined, undefined];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i];
+    let slot;
+    switch (name.length) {
+      case 6:
+        slot = 0;
+        break;
+      case 12:
+        slot = 1;
+        break;
+      case 10:
+        slot = 2;
+        break;
+      case 15:
+        slot = 3;
+        break;
+      default:
+        continue;
+    }
+    if (out[slot] === undefined && name.toLowerCase() === ENGINE_HEADERS[slot])
+      out[slot] = raw[i + 1];
+  }
+  return out;
+}
+
+const ENGINE_HEADERS = ["origin", "content-type", "user-agent", "accept-encoding"];
+
+function hasHeader(flat, lower) {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i].toLowerCase() === lower) return true;
+  return false;
+}
+
 /** The descriptor of a plain TCP socket the engine can take over, if any. */
 function takeoverFd(socket) {
   if (socket.encrypted || process.platform === "win32") return undefined;
@@ -78,6 +128,9 @@ function upgradeResponse(req, socket) {
 
 module.exports = {
   nodeRequest,
+  flatten,
+  writeResponse,
+  engineHeaders,
   headerObject,
   takeoverFd,
   abortRequest,

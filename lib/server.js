@@ -27,6 +27,11 @@ const RESPONSE = 14;
 const BRIDGE_WRITE = 15;
 const FLUSH = 16;
 
+// What `bridgePoll` did with a request (src/engine.rs).
+const SERVED_RESPOND = 0;
+const SERVED_HELD = 1;
+const SERVED_READ_BODY = 2;
+
 // Hook kinds (HOOK events) and the mask bits that turn them on (HookSet).
 const HOOK_MIDDLEWARES = 0;
 const HOOK_ALLOW_REQUEST = 1;
@@ -103,6 +108,8 @@ class Server extends EventEmitter {
     this._listeners = new Map();
     this._requests = new Map();
     this._responses = new Map();
+    this._draining = false;
+    this._doneLater = [];
     this._carried = new Map();
     this._headerListeners = 0;
     this._native = new BindingEngine(bindingOptions(this.opts), () => this._drain());
@@ -210,28 +217,138 @@ class Server extends EventEmitter {
     req.res = res;
     this._applyMiddlewares(req, res, (err) => {
       if (err) return this._middlewareFailed(req, () => bridge.abortRequest(res, 3, "Bad request"));
-      const native = this._native;
-      const id = native.bridgeRequest(bridge.nodeRequest(req));
-      this._requests.set(id, req);
-      this._responses.set(id, res);
-      // engine.io's polling transport exposes the request carrying data
-      // while its packets are handled (`transport.dataReq`).
-      const sid = req._query.sid;
-      const socket = req.method === "POST" && Object.hasOwn(this.clients, sid) && this.clients[sid];
-      if (socket && socket.transport.name === "polling") {
-        const transport = socket.transport;
-        transport.dataReq = req;
-        res.on("finish", () => transport.dataReq === req && (transport.dataReq = null));
-        res.on("close", () => transport.dataReq === req && (transport.dataReq = null));
-      }
-      req.on("data", (chunk) =>
-        native.bridgeBody(id, typeof chunk === "string" ? Buffer.from(chunk) : chunk),
-      );
-      req.on("end", () => native.bridgeBodyEnd(id));
-      res.on("close", () => {
-        if (this._responses.delete(id)) native.bridgeAbort(id);
-      });
+      this._bridgeRequest(req, res);
     });
+  }
+
+  /**
+   * Hands a polling request to the engine, which serves it on this thread
+   * when no hook needs JS: the answer comes back from the call, or (a held
+   * GET) as a RESPONSE event; a POST's body is read here and handed over
+   * whole. The events the engine queues meanwhile are drained right after
+   * each call, so a POST's messages reach the handlers, and the answer of
+   * the GET their sends release is written, with no wake-up in between.
+   */
+  _bridgeRequest(req, res) {
+    const native = this._native;
+    const h = bridge.engineHeaders(req.rawHeaders || bridge.flatten(req.headers || {}));
+    let served;
+    try {
+      served = native.bridgePoll(req.method, req.url, h[0], h[1], h[2], h[3]);
+    } catch (err) {
+      this._drain();
+      throw err;
+    }
+    const id = served[1];
+    this._requests.set(id, req);
+    switch (served[0]) {
+      case SERVED_RESPOND:
+        if (served[2]) this._drain();
+        this._requestDone(id);
+        bridge.writeResponse(res, served[3], served[4], served[5]);
+        return;
+      case SERVED_HELD: {
+        const handle = served[3];
+        const poll = served[4];
+        this._responses.set(id, res);
+        res.on("close", () => {
+          if (!this._responses.delete(id)) return;
+          this._requestDone(id);
+          native.bridgePollGone(handle, poll);
+        });
+        // A handshake's answer waits for the connection handlers, run here.
+        if (served[2]) this._drain();
+        return;
+      }
+      case SERVED_READ_BODY:
+        if (served[2]) this._drain();
+        this._readBody(req, res, id, served[3], served[4]);
+        return;
+      default:
+        // Hooks need JS: the engine serves it on its runtime.
+        if (served[2]) this._drain();
+        this._bridgeAsync(req, res, id);
+    }
+  }
+
+  /** Reads a POST's body and hands it to the engine whole (engine.io's `onDataRequest`). */
+  _readBody(req, res, id, handle, flags) {
+    const native = this._native;
+    const limit = this.opts.maxHttpBufferSize;
+    // engine.io's polling transport exposes the request carrying data
+    // while its packets are handled (`transport.dataReq`).
+    const socket = this._sockets.get(handle);
+    const transport = socket && socket._transportName() === "polling" ? socket.transport : null;
+    if (transport) transport.dataReq = req;
+    let chunks = [];
+    let size = 0;
+    const cleanup = () => {
+      req.removeListener("data", onData);
+      req.removeListener("end", onEnd);
+      req.removeListener("close", onClose);
+      chunks = null;
+      if (transport && transport.dataReq === req) transport.dataReq = null;
+      this._requestDone(id);
+    };
+    const onData = (chunk) => {
+      if (typeof chunk === "string") chunk = Buffer.from(chunk);
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        native.bridgePostFailed(handle, flags, true);
+        res.writeHead(413).end();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      let out;
+      try {
+        out = native.bridgePostBody(handle, flags, body);
+      } finally {
+        // The messages reach the handlers before the answer goes, as in
+        // engine.io, and while `transport.dataReq` is set.
+        if (!out || out[3]) this._drain();
+        cleanup();
+      }
+      if (out[0] === 0) res.destroy();
+      else bridge.writeResponse(res, out[0], out[1], out[2]);
+    };
+    const onClose = () => {
+      cleanup();
+      native.bridgePostFailed(handle, flags, false);
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("close", onClose);
+  }
+
+  /** A bridged request served on the engine's runtime (hooks need JS). */
+  _bridgeAsync(req, res, id) {
+    const native = this._native;
+    this._responses.set(id, res);
+    const sid = req._query.sid;
+    const socket = req.method === "POST" && Object.hasOwn(this.clients, sid) && this.clients[sid];
+    if (socket && socket.transport.name === "polling") {
+      const transport = socket.transport;
+      transport.dataReq = req;
+      res.on("finish", () => transport.dataReq === req && (transport.dataReq = null));
+      res.on("close", () => transport.dataReq === req && (transport.dataReq = null));
+    }
+    req.on("data", (chunk) =>
+      native.bridgeBody(id, typeof chunk === "string" ? Buffer.from(chunk) : chunk),
+    );
+    req.on("end", () => native.bridgeBodyEnd(id));
+    res.on("close", () => {
+      if (this._responses.delete(id)) native.bridgeAbort(id);
+    });
+  }
+
+  /** A request served on the JS thread is answered: forget it (after the batch being handled). */
+  _requestDone(id) {
+    if (this._draining) this._doneLater.push(id);
+    else this._requests.delete(id);
   }
 
   /**
@@ -315,9 +432,32 @@ class Server extends EventEmitter {
     this._native.setListening(mask);
   }
 
-  /** Runs the events of one native batch. */
+  /**
+   * Runs the queued native events, batch after batch until none is left (the
+   * engine does not wake JS for events queued meanwhile). Not reentrant: a
+   * call from an event handler leaves the events to the loop already running.
+   */
   _drain() {
-    const ev = this._native.takeEvents();
+    if (this._draining) return;
+    this._draining = true;
+    try {
+      for (;;) {
+        const ev = this._native.takeEvents();
+        if (ev.length === 0) break;
+        this._dispatch(ev);
+      }
+    } finally {
+      this._draining = false;
+      const done = this._doneLater;
+      if (done.length) {
+        for (const id of done) this._requests.delete(id);
+        done.length = 0;
+      }
+    }
+  }
+
+  /** Runs the events of one native batch. */
+  _dispatch(ev) {
     let i = 0;
     while (i < ev.length) {
       const kind = ev[i];
@@ -413,14 +553,14 @@ class Server extends EventEmitter {
             const [, id, status, flat, body] = ev.slice(i, i + 5);
             i += 5;
             const res = this._responses.get(id);
-            this._responses.delete(id);
-            if (res && !res.writableEnded && !res.destroyed) {
+            if (res) {
+              this._responses.delete(id);
+              this._requestDone(id);
               if (status === 0) {
                 // No answer: the engine dropped the request (its session closed).
                 res.destroy();
               } else {
-                res.writeHead(status, bridge.headerObject(flat));
-                res.end(body);
+                bridge.writeResponse(res, status, flat, body);
               }
             }
             break;
@@ -568,6 +708,10 @@ class Server extends EventEmitter {
   _onClose(handle, reason, description) {
     const socket = this._sockets.get(handle);
     if (!socket) return;
+    // engine.io destroys a POST still being read when the session closes.
+    const transport = socket._transport;
+    const dataReq = typeof transport !== "string" && transport.dataReq;
+    if (dataReq && !dataReq.complete) dataReq.destroy();
     this._sockets.delete(handle);
     delete this.clients[socket.id];
     this.clientsCount--;

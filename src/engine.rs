@@ -9,8 +9,9 @@ use eio_core::engine::{
     Config, Engine, Event, EventQueue, HookReply, MessageRef, MiddlewareOutcome,
 };
 use eio_core::protocol::{PacketData, Str};
-use eio_core::server::bridge::{Bridge, NodeRequest};
+use eio_core::server::bridge::{Bridge, NodeRequest, PollRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
+use eio_core::transport::polling::{self, PostFailure, PostTicket, Served};
 use eio_core::transport::HttpResponse;
 use napi::bindgen_prelude::{Array, BufferSlice, Either, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -258,6 +259,104 @@ impl BindingEngine {
         self.shared.bridge.request(self.engine(), req.into()) as f64
     }
 
+    /// Serves a polling request a Node server parsed, on the JS thread when
+    /// no hook needs JS (see `Bridge::serve_now`). The engine reads only the
+    /// method, the url and four headers (the first of each): JS keeps the
+    /// request object for everything else. Returns a flat array whose third
+    /// element says whether events wait, which the caller must then drain
+    /// (`takeEvents` until empty) right away:
+    /// `[0, id, events, status, headers, body]`: the answer;
+    /// `[1, id, events, handle, poll]`: a held GET, answered by a `RESPONSE`
+    /// event (`bridgePollGone` if its client leaves first);
+    /// `[2, id, events, handle, flags]`: a POST, whose whole body goes to
+    /// `bridgePostBody` (or `bridgePostFailed`);
+    /// `[3, id, events]`: served as with `bridgeRequest` (hooks need JS).
+    #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn bridge_poll<'e>(
+        &self,
+        env: &'e Env,
+        method: String,
+        url: String,
+        origin: Option<String>,
+        content_type: Option<String>,
+        user_agent: Option<String>,
+        accept_encoding: Option<String>,
+    ) -> Result<Array<'e>> {
+        let req = PollRequest {
+            method,
+            url,
+            origin,
+            content_type,
+            user_agent,
+            accept_encoding,
+        };
+        let events = self.engine().events();
+        let was_held = events.hold();
+        let (id, served) = self.shared.bridge.serve_now(self.engine(), req);
+        let mut out = env.create_array(6)?;
+        out.set(1, id as f64)?;
+        out.set(2, events.unhold(was_held))?;
+        match served {
+            Served::Respond(res) => {
+                out.set(0, 0)?;
+                set_response(env, &mut out, 3, res)?;
+            }
+            Served::Held { session, poll } => {
+                out.set(0, 1)?;
+                out.set(3, session as f64)?;
+                out.set(4, poll as f64)?;
+            }
+            Served::ReadBody(ticket) => {
+                out.set(0, 2)?;
+                out.set(3, ticket.session as f64)?;
+                out.set(4, ticket_flags(&ticket))?;
+            }
+            Served::NeedsHooks => out.set(0, 3)?,
+        }
+        Ok(out)
+    }
+
+    /// The whole body of a POST `bridgePoll` let read: `[status, headers,
+    /// body, events]`, status 0 when the request must be destroyed; when
+    /// `events` is true, the caller must drain them right away.
+    #[napi(catch_unwind)]
+    pub fn bridge_post_body<'e>(
+        &self,
+        env: &'e Env,
+        handle: f64,
+        flags: u32,
+        body: BufferSlice,
+    ) -> Result<Array<'e>> {
+        let events = self.engine().events();
+        let was_held = events.hold();
+        let ticket = ticket(handle, flags);
+        let body = bytes::Bytes::copy_from_slice(&body);
+        let res = polling::post_body(self.engine(), ticket, body);
+        let mut out = env.create_array(4)?;
+        set_response(env, &mut out, 0, res)?;
+        out.set(3, events.unhold(was_held))?;
+        Ok(out)
+    }
+
+    /// A POST `bridgePoll` let read ended without a whole body: `tooLarge`
+    /// (JS answers 413), else its client went away.
+    #[napi(catch_unwind)]
+    pub fn bridge_post_failed(&self, handle: f64, flags: u32, too_large: bool) {
+        let why = if too_large {
+            PostFailure::TooLarge
+        } else {
+            PostFailure::Aborted
+        };
+        polling::post_failed(self.engine(), ticket(handle, flags), why);
+    }
+
+    /// The client of a GET `bridgePoll` held went away before its answer.
+    #[napi(catch_unwind)]
+    pub fn bridge_poll_gone(&self, handle: f64, poll: f64) {
+        polling::poll_gone(self.engine(), handle as u64, poll as u64);
+    }
+
     /// A chunk of a bridged request's body.
     #[napi(catch_unwind)]
     pub fn bridge_body(&self, id: f64, chunk: BufferSlice) {
@@ -443,6 +542,27 @@ impl BindingEngine {
             events.push(Event::ListenerClosed { id: id as u64 });
         });
         true
+    }
+}
+
+/// Sets `status, headers, body` of `res` at `at..at + 3` of `out`.
+fn set_response(env: &Env, out: &mut Array, at: u32, res: HttpResponse) -> Result<()> {
+    out.set(at, res.status as u32)?;
+    out.set(at + 1, events::flat(env, &res.headers)?)?;
+    out.set(at + 2, &events::buffer(env, res.body)?)?;
+    Ok(())
+}
+
+/// A POST ticket as one number for JS: bit 0 binary, bit 1 old IE.
+fn ticket_flags(t: &PostTicket) -> u32 {
+    t.binary as u32 | (t.old_ie as u32) << 1
+}
+
+fn ticket(handle: f64, flags: u32) -> PostTicket {
+    PostTicket {
+        session: handle as u64,
+        binary: flags & 1 != 0,
+        old_ie: flags & 2 != 0,
     }
 }
 

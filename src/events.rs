@@ -126,8 +126,18 @@ fn pack(r: &RequestInfo) -> String {
     out
 }
 
+/// Bytes as a Buffer: copied when small (cheaper than an external buffer
+/// and its finalizer), handed over when large.
+pub fn buffer(env: &Env, bytes: bytes::Bytes) -> Result<BufferSlice<'_>> {
+    if bytes.len() <= 64 * 1024 {
+        BufferSlice::copy_from(env, &bytes)
+    } else {
+        BufferSlice::from_data(env, Vec::from(bytes))
+    }
+}
+
 /// Headers as `[name, value, name, value, ...]`.
-fn flat<'e>(env: &'e Env, headers: &[(String, String)]) -> Result<Array<'e>> {
+pub fn flat<'e>(env: &'e Env, headers: &[(String, String)]) -> Result<Array<'e>> {
     let mut h = env.create_array((headers.len() * 2) as u32)?;
     for (i, (k, v)) in headers.iter().enumerate() {
         h.set((i * 2) as u32, k.as_str())?;
@@ -265,8 +275,7 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 w.push(request as f64)?;
                 w.push(response.status as u32)?;
                 w.push(flat(env, &response.headers)?)?;
-                let body = BufferSlice::from_data(env, Vec::from(response.body))?;
-                w.push(&body)?;
+                w.push(&buffer(env, response.body)?)?;
             }
             Event::BridgeWrite { conn, data, end } => {
                 w.push(kind::BRIDGE_WRITE)?;

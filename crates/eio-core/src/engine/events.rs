@@ -174,16 +174,24 @@ impl Listen {
 
 /// The engine's event queue: pushed from any thread, drained in batches.
 pub struct EventQueue {
-    queue: Mutex<Vec<Event>>,
+    queue: Mutex<Queued>,
     wake: Box<dyn Fn() + Send + Sync>,
     /// The optional events the application wants.
     pub listen: Listen,
 }
 
+#[derive(Default)]
+struct Queued {
+    events: Vec<Event>,
+    /// The consumer will drain without being woken: it is handling a batch
+    /// (it drains until it gets an empty one) or called [`EventQueue::hold`].
+    held: bool,
+}
+
 impl std::fmt::Debug for EventQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventQueue")
-            .field("len", &self.queue.lock().len())
+            .field("len", &self.queue.lock().events.len())
             .finish()
     }
 }
@@ -192,27 +200,56 @@ impl EventQueue {
     /// A queue that calls `wake` whenever a batch starts.
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(EventQueue {
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queued::default()),
             wake: Box::new(wake),
             listen: Listen::default(),
         })
     }
 
-    /// Queues an event, waking the consumer if it is the first of a batch.
+    /// Queues an event, waking the consumer if it is the first of a batch
+    /// and the consumer is not about to drain anyway.
     pub fn push(&self, ev: Event) {
-        let first = {
+        let wake = {
             let mut q = self.queue.lock();
-            q.push(ev);
-            q.len() == 1
+            q.events.push(ev);
+            q.events.len() == 1 && !q.held
         };
-        if first {
+        if wake {
             (self.wake)();
         }
     }
 
-    /// Takes every queued event, oldest first.
+    /// Takes every queued event, oldest first. The consumer must call again
+    /// after handling a non-empty batch, until it gets an empty one: events
+    /// queued while it handles a batch (the sends of its message handlers,
+    /// say) then join the next batch without a wake-up.
     pub fn drain(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.queue.lock())
+        let mut q = self.queue.lock();
+        let events = std::mem::take(&mut q.events);
+        q.held = !events.is_empty();
+        events
+    }
+
+    /// The consumer is about to make a call that may queue events, and will
+    /// drain (until empty) right after it if [`EventQueue::unhold`] says
+    /// so: those events do not wake it. Returns whether the queue was held
+    /// already, for `unhold`.
+    pub fn hold(&self) -> bool {
+        std::mem::replace(&mut self.queue.lock().held, true)
+    }
+
+    /// Ends a [`EventQueue::hold`] (`was_held`: what it returned): whether
+    /// events wait, which the consumer must then drain. When none does, the
+    /// queue wakes the consumer again for the next event, unless it was held
+    /// before.
+    pub fn unhold(&self, was_held: bool) -> bool {
+        let mut q = self.queue.lock();
+        if q.events.is_empty() {
+            q.held = was_held;
+            false
+        } else {
+            true
+        }
     }
 }
 
@@ -233,7 +270,30 @@ mod tests {
         }
         assert_eq!(wakes.load(Ordering::SeqCst), 1);
         assert_eq!(q.drain().len(), 3);
+        // Handling that batch: the consumer drains again without a wake.
         q.push(Event::Heartbeat { handle: 9 });
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(q.drain().len(), 1);
+        assert!(q.drain().is_empty());
+        q.push(Event::Heartbeat { handle: 10 });
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(q.drain().len(), 1);
+        assert!(q.drain().is_empty());
+        // A held queue does not wake until an empty drain.
+        assert!(!q.hold());
+        q.push(Event::Heartbeat { handle: 11 });
+        assert!(q.unhold(false));
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(q.drain().len(), 1);
+        assert!(q.drain().is_empty());
+        q.push(Event::Heartbeat { handle: 12 });
+        assert_eq!(wakes.load(Ordering::SeqCst), 3);
+        assert_eq!(q.drain().len(), 1);
+        assert!(q.drain().is_empty());
+        // A hold that queued nothing ends at once.
+        assert!(!q.hold());
+        assert!(!q.unhold(false));
+        q.push(Event::Heartbeat { handle: 13 });
+        assert_eq!(wakes.load(Ordering::SeqCst), 4);
     }
 }

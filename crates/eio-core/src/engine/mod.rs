@@ -14,7 +14,9 @@ pub use self::events::{Event, EventQueue, Handle, Listen};
 pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
 pub use self::request::{has_invalid_header_char, latin1, parse_query, RequestInfo};
 pub use self::session::MessageRef;
-pub(crate) use self::session::{DirectWrite, PollStart, WsBatch, WsLink};
+pub(crate) use self::session::{
+    Batch, CallbackWaiter, DirectWrite, PollStart, PollWaiter, WsBatch, WsLink,
+};
 pub use self::session::{ReadyState, Session};
 
 use crate::protocol::{PacketData, Protocol, Str};
@@ -400,17 +402,7 @@ impl Engine {
         &self,
         req: &Arc<RequestInfo>,
     ) -> Result<(Protocol, String), RequestError> {
-        let protocol = if req.query("EIO") == Some("4") {
-            Protocol::V4
-        } else {
-            Protocol::V3
-        };
-        if protocol == Protocol::V3 && !self.config().allow_eio3 {
-            return Err(RequestError::new(
-                ErrorCode::UnsupportedProtocolVersion,
-                json!({ "protocol": 3 }),
-            ));
-        }
+        let protocol = self.handshake_protocol(req)?;
         if !self.hooks().has(HookSet::GENERATE_ID) {
             return Ok((protocol, generate_sid()));
         }
@@ -424,6 +416,22 @@ impl Engine {
                 json!({ "name": "ID_GENERATION_ERROR" }),
             )),
         }
+    }
+
+    /// The protocol revision a handshake asks for, if the server speaks it.
+    pub fn handshake_protocol(&self, req: &RequestInfo) -> Result<Protocol, RequestError> {
+        let protocol = if req.query("EIO") == Some("4") {
+            Protocol::V4
+        } else {
+            Protocol::V3
+        };
+        if protocol == Protocol::V3 && !self.config().allow_eio3 {
+            return Err(RequestError::new(
+                ErrorCode::UnsupportedProtocolVersion,
+                json!({ "protocol": 3 }),
+            ));
+        }
+        Ok(protocol)
     }
 
     /// Tells the application that a request which went through hooks is

@@ -94,10 +94,68 @@ pub enum MessageRef<'a> {
     Frame(&'a [u8]),
 }
 
+/// Where the packets that answer a held GET go: a channel its request task
+/// awaits, or a function that answers it at once (the bridge's requests,
+/// served on the JS thread with no task). The function runs under the
+/// session's lock; it is called with `None` if the GET can no longer be
+/// answered with packets (the session was dropped while it was held).
+pub(crate) enum PollWaiter {
+    Channel(oneshot::Sender<Batch>),
+    Callback(CallbackWaiter),
+}
+
+/// A [`PollWaiter::Callback`]: calls its function exactly once.
+pub(crate) struct CallbackWaiter(Option<Box<dyn FnOnce(Option<Batch>) + Send>>);
+
+impl CallbackWaiter {
+    pub(crate) fn new(f: impl FnOnce(Option<Batch>) + Send + 'static) -> Self {
+        CallbackWaiter(Some(Box::new(f)))
+    }
+}
+
+impl Drop for CallbackWaiter {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(None);
+        }
+    }
+}
+
+impl PollWaiter {
+    fn send(self, batch: Batch) {
+        match self {
+            PollWaiter::Channel(tx) => {
+                let _ = tx.send(batch);
+            }
+            PollWaiter::Callback(mut w) => {
+                if let Some(f) = w.0.take() {
+                    f(Some(batch));
+                }
+            }
+        }
+    }
+
+    /// Forgets the GET without answering it (its client went away).
+    fn forget(self) {
+        if let PollWaiter::Callback(mut w) = self {
+            w.0 = None;
+        }
+    }
+}
+
+impl std::fmt::Debug for PollWaiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PollWaiter::Channel(_) => "Channel",
+            PollWaiter::Callback(_) => "Callback",
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct PollingState {
     /// The held GET: its id and where to send the packets that answer it.
-    get: Option<(u64, oneshot::Sender<Batch>)>,
+    get: Option<(u64, PollWaiter)>,
     /// A POST is being read.
     post: bool,
     /// The next poll carries the close packet, then the session closes.
@@ -181,8 +239,8 @@ impl Batch {
 pub(crate) enum PollStart {
     /// Answer right away with these packets.
     Ready(Batch),
-    /// Wait for packets; the id identifies this GET.
-    Wait(u64, oneshot::Receiver<Batch>),
+    /// The GET is held: its waiter gets the packets; the id identifies it.
+    Wait(u64),
     /// Another GET is held: 400, and the session closed with `transport error`.
     Overlap,
     /// The session is gone.
@@ -520,7 +578,7 @@ impl Session {
                     if close {
                         packets.push(Packet::empty(PacketType::Close));
                     }
-                    let _ = tx.send(Batch { packets, compress });
+                    tx.send(Batch { packets, compress });
                     self.drained(callbacks);
                     if close {
                         self.close_locked(st, CloseReason::ForcedClose, None);
@@ -575,8 +633,18 @@ impl Session {
 
     // ---- polling ------------------------------------------------------
 
-    /// A GET arrived for this session.
-    pub(crate) fn poll_start(&self, id: u64) -> PollStart {
+    /// A GET arrived for this session; `waiter` answers it if it must wait
+    /// (otherwise it is forgotten, never called).
+    pub(crate) fn poll_start(&self, id: u64, waiter: PollWaiter) -> PollStart {
+        let mut waiter = Some(waiter);
+        let start = self.poll_start_with(id, &mut waiter);
+        if let Some(w) = waiter {
+            w.forget();
+        }
+        start
+    }
+
+    fn poll_start_with(&self, id: u64, waiter: &mut Option<PollWaiter>) -> PollStart {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         if st.ready == ReadyState::Closed {
@@ -596,9 +664,10 @@ impl Session {
         }
         // While upgrading, a poll waits for the next upgrade tick's noop.
         if probed || !st.acked || (st.buffer.is_empty() && !p.should_close) {
-            let (tx, rx) = oneshot::channel();
-            p.get = Some((id, tx));
-            return PollStart::Wait(id, rx);
+            if let Some(w) = waiter.take() {
+                p.get = Some((id, w));
+            }
+            return PollStart::Wait(id);
         }
         let close = std::mem::take(&mut p.should_close);
         let (mut packets, _, compress, callbacks) = self.take_batch(st, close);
@@ -617,7 +686,9 @@ impl Session {
         let mut st = self.state.lock();
         if let Slot::Polling(p) = &mut st.slot {
             if p.get.as_ref().is_some_and(|(g, _)| *g == id) {
-                p.get = None;
+                if let Some((_, w)) = p.get.take() {
+                    w.forget();
+                }
                 self.close_locked(
                     &mut st,
                     CloseReason::TransportError,
@@ -834,7 +905,7 @@ impl Session {
         }
         if let Slot::Polling(p) = &mut st.slot {
             if let Some((_, tx)) = p.get.take() {
-                let _ = tx.send(Batch::control(PacketType::Noop));
+                tx.send(Batch::control(PacketType::Noop));
             }
         }
     }
@@ -852,7 +923,7 @@ impl Session {
         st.upgrade = Upgrade::None;
         if let Slot::Polling(p) = &mut st.slot {
             if let Some((_, tx)) = p.get.take() {
-                let _ = tx.send(Batch::control(PacketType::Noop));
+                tx.send(Batch::control(PacketType::Noop));
             }
         }
         st.slot = Slot::WebSocket(link.clone());
@@ -980,7 +1051,7 @@ impl Session {
                     } else {
                         PacketType::Close
                     };
-                    let _ = tx.send(Batch::control(kind));
+                    tx.send(Batch::control(kind));
                 }
                 st.buffer.clear();
                 st.frames.clear();
@@ -1029,7 +1100,7 @@ impl Session {
             Slot::WebSocket(_) => self.close_locked(st, CloseReason::ForcedClose, None),
             Slot::Polling(p) => {
                 if let Some((_, tx)) = p.get.take() {
-                    let _ = tx.send(Batch::control(PacketType::Close));
+                    tx.send(Batch::control(PacketType::Close));
                     self.close_locked(st, CloseReason::ForcedClose, None);
                 } else if discard {
                     self.close_locked(st, CloseReason::ForcedClose, None);

@@ -4,7 +4,7 @@
 //! descriptor) or as a byte stream the application carries (TLS).
 
 use crate::engine::{Engine, Event, RequestInfo};
-use crate::transport::polling;
+use crate::transport::polling::{self, Served};
 use crate::transport::websocket::{self, Refusal};
 use crate::transport::ws::WsIo;
 use bytes::Bytes;
@@ -141,6 +141,42 @@ pub struct NodeRequest {
     pub remote_port: u32,
 }
 
+/// The parts of a polling request the engine reads, when the application
+/// keeps the request itself (the bridge: hooks, `socket.request` and
+/// `connection_error` get Node's own request object).
+pub struct PollRequest {
+    /// `req.method`.
+    pub method: String,
+    /// `req.url`.
+    pub url: String,
+    /// The first `Origin` header, for `verify()`.
+    pub origin: Option<String>,
+    /// The first `Content-Type` header (binary POST bodies).
+    pub content_type: Option<String>,
+    /// The first `User-Agent` header (engine.io's IE workaround).
+    pub user_agent: Option<String>,
+    /// The first `Accept-Encoding` header (`httpCompression`).
+    pub accept_encoding: Option<String>,
+}
+
+impl PollRequest {
+    fn into_info(self, id: u64) -> RequestInfo {
+        let headers = [
+            ("origin", self.origin),
+            ("content-type", self.content_type),
+            ("user-agent", self.user_agent),
+            ("accept-encoding", self.accept_encoding),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?)))
+        .collect();
+        let mut info = RequestInfo::new(self.method, self.url, "1.1", headers, None);
+        info.id = id;
+        info.held_by_app = true;
+        info
+    }
+}
+
 impl NodeRequest {
     fn into_info(self, id: u64) -> RequestInfo {
         let mut it = self.raw_headers.into_iter();
@@ -171,6 +207,12 @@ impl Bridge {
     pub fn request(self: &Arc<Self>, engine: &Engine, req: NodeRequest) -> u64 {
         let id = engine.next_id();
         let info = Arc::new(req.into_info(id));
+        self.spawn_request(engine, info);
+        id
+    }
+
+    fn spawn_request(self: &Arc<Self>, engine: &Engine, info: Arc<RequestInfo>) {
+        let id = info.id;
         let (tx, body) = ChannelBody::new();
         self.bodies.lock().insert(id, tx);
         let bridge = self.clone();
@@ -186,7 +228,27 @@ impl Bridge {
             });
         });
         tasks.insert(id, task.abort_handle());
-        id
+    }
+
+    /// Serves a polling request on the caller's thread when no hook needs
+    /// the application (see [`polling::serve_now`]); returns its id and what
+    /// came of it. A held GET's answer comes as an [`Event::Response`]. With
+    /// [`Served::NeedsHooks`], the request is being served as with
+    /// [`Bridge::request`]: feed its body with [`Bridge::body`].
+    pub fn serve_now(self: &Arc<Self>, engine: &Engine, req: PollRequest) -> (u64, Served) {
+        let id = engine.next_id();
+        let info = Arc::new(req.into_info(id));
+        let events = engine.events().clone();
+        let served = polling::serve_now(engine, &info, move |response| {
+            events.push(Event::Response {
+                request: id,
+                response,
+            })
+        });
+        if let Served::NeedsHooks = served {
+            self.spawn_request(engine, info);
+        }
+        (id, served)
     }
 
     /// A chunk of a request body.

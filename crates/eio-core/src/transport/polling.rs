@@ -6,7 +6,7 @@ use super::HttpResponse;
 use crate::engine::{
     Admission, CloseReason, Engine, RequestInfo, Session, TransportKind, Verified,
 };
-use crate::engine::{PollStart, ReadyState};
+use crate::engine::{Batch, CallbackWaiter, Handle, HookSet, PollStart, PollWaiter, ReadyState};
 use crate::protocol::{decode_payload, encode_payload, jsonp, v3};
 use crate::protocol::{DecodeError, Packet, PacketType, Protocol, Str};
 use bytes::{Bytes, BytesMut};
@@ -118,17 +118,28 @@ async fn with_headers(
     if res.status != 200 {
         return res;
     }
-    if let Some(ua) = req.header("user-agent") {
-        if ua.contains(";MSIE") || ua.contains("Trident/") {
-            res.headers.push(("X-XSS-Protection".into(), "0".into()));
-        }
-    }
-    res.headers
-        .push(("cache-control".into(), "no-store".into()));
+    transport_headers(&mut res, old_ie(req));
     res.headers = engine
         .response_headers(req, &session.sid, initial, std::mem::take(&mut res.headers))
         .await;
     res
+}
+
+/// Whether the client is an old Internet Explorer (engine.io then sends
+/// `X-XSS-Protection: 0`).
+fn old_ie(req: &RequestInfo) -> bool {
+    req.header("user-agent")
+        .is_some_and(|ua| ua.contains(";MSIE") || ua.contains("Trident/"))
+}
+
+/// The headers engine.io's polling transport adds to a 200 before the
+/// `headers` listeners see them.
+fn transport_headers(res: &mut HttpResponse, old_ie: bool) {
+    if old_ie {
+        res.headers.push(("X-XSS-Protection".into(), "0".into()));
+    }
+    res.headers
+        .push(("cache-control".into(), "no-store".into()));
 }
 
 /// Marks a held GET as abandoned if its future is dropped before it is
@@ -147,11 +158,47 @@ impl Drop for HeldPoll<'_> {
     }
 }
 
+/// How the packets answering one GET are written: the session's framing,
+/// and the compression the client accepts (engine.io's `httpCompression`).
+#[derive(Clone)]
+struct PollAnswer {
+    protocol: Protocol,
+    framing: Framing,
+    /// The threshold and the encoding, when compression is on and the
+    /// client accepts gzip or deflate.
+    compression: Option<(usize, &'static str)>,
+}
+
+impl PollAnswer {
+    fn new(engine: &Engine, session: &Session, req: &RequestInfo) -> Self {
+        let compression = engine.config().http_compression.and_then(|threshold| {
+            let encoding = req.header("accept-encoding").and_then(preferred_encoding)?;
+            Some((threshold, encoding))
+        });
+        PollAnswer {
+            protocol: session.protocol,
+            framing: session.framing.clone(),
+            compression,
+        }
+    }
+
+    fn respond(&self, batch: &Batch) -> HttpResponse {
+        let res = payload_response(self.protocol, &self.framing, &batch.packets);
+        match self.compression {
+            Some((threshold, encoding)) if batch.compress && res.body.len() >= threshold => {
+                compress(res, encoding)
+            }
+            _ => res,
+        }
+    }
+}
+
 async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> HttpResponse {
     let id = engine.next_id();
-    let batch = match session.poll_start(id) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let batch = match session.poll_start(id, PollWaiter::Channel(tx)) {
         PollStart::Ready(batch) => batch,
-        PollStart::Wait(id, rx) => {
+        PollStart::Wait(id) => {
             let mut held = HeldPoll {
                 session,
                 id,
@@ -165,28 +212,23 @@ async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> Htt
             }
         }
         PollStart::Overlap => return HttpResponse::empty(400),
-        PollStart::Closed => {
-            return HttpResponse::refused(&crate::engine::RequestError::new(
-                crate::engine::ErrorCode::UnknownSid,
-                serde_json::json!({ "sid": &*session.sid }),
-            ))
-        }
+        PollStart::Closed => return unknown_sid(session),
     };
-    let framing = session.framing.clone();
-    let res = payload_response(session.protocol, &framing, &batch.packets);
-    match engine.config().http_compression {
-        Some(threshold) if batch.compress && res.body.len() >= threshold => compress(res, req),
-        _ => res,
-    }
+    PollAnswer::new(engine, session, req).respond(&batch)
 }
 
-/// engine.io's `httpCompression`: gzip or deflate, as the client prefers.
-fn compress(mut res: HttpResponse, req: &RequestInfo) -> HttpResponse {
+/// engine.io's answer to a request for a session that is gone.
+fn unknown_sid(session: &Session) -> HttpResponse {
+    HttpResponse::refused(&crate::engine::RequestError::new(
+        crate::engine::ErrorCode::UnknownSid,
+        serde_json::json!({ "sid": &*session.sid }),
+    ))
+}
+
+/// engine.io's `httpCompression`: the body in `encoding` (gzip or deflate).
+fn compress(mut res: HttpResponse, encoding: &'static str) -> HttpResponse {
     use flate2::write::{GzEncoder, ZlibEncoder};
     use std::io::Write;
-    let Some(encoding) = req.header("accept-encoding").and_then(preferred_encoding) else {
-        return res;
-    };
     let out = Vec::with_capacity(res.body.len() / 2);
     let level = flate2::Compression::default();
     let body = if encoding == "gzip" {
@@ -308,14 +350,10 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
-    let binary = req.header("content-type") == Some("application/octet-stream");
-    if binary && session.protocol == Protocol::V4 {
-        session.close(CloseReason::TransportError, Some("invalid content".into()));
-        return HttpResponse::empty(400);
-    }
-    if !session.post_start() {
-        return HttpResponse::empty(400);
-    }
+    let binary = match data_start(session, req) {
+        Ok(binary) => binary,
+        Err(res) => return res,
+    };
     let limit = engine.config().max_http_buffer_size;
     let read = tokio::select! {
         r = read_body(body, limit) => r,
@@ -326,14 +364,33 @@ where
         }
     };
     session.post_end();
-    let bytes = match read {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => return HttpResponse::empty(413),
+    match read {
+        Ok(bytes) => data_read(session, binary, bytes),
+        Err(BodyError::TooLarge) => HttpResponse::empty(413),
         Err(BodyError::Aborted(e)) => {
             session.close(CloseReason::TransportError, Some(e));
-            return HttpResponse::empty(400);
+            HttpResponse::empty(400)
         }
-    };
+    }
+}
+
+/// The checks before a POST's body is read: `Ok(binary)` (whether the body
+/// is a v3 binary payload) once the session counts the POST as being read,
+/// or the answer that refuses it.
+fn data_start(session: &Session, req: &RequestInfo) -> Result<bool, HttpResponse> {
+    let binary = req.header("content-type") == Some("application/octet-stream");
+    if binary && session.protocol == Protocol::V4 {
+        session.close(CloseReason::TransportError, Some("invalid content".into()));
+        return Err(HttpResponse::empty(400));
+    }
+    if !session.post_start() {
+        return Err(HttpResponse::empty(400));
+    }
+    Ok(binary)
+}
+
+/// Hands a POST body read whole to the session; the answer is `ok`.
+fn data_read(session: &Session, binary: bool, bytes: Bytes) -> HttpResponse {
     let protocol = session.protocol;
     match (binary, session.framing.clone().jsonp.is_some()) {
         // Only v3 gets here with a binary body.
@@ -351,6 +408,181 @@ where
         }
     }
     HttpResponse::new(200, "text/html", "ok")
+}
+
+// ---- serving on the caller's thread -------------------------------------
+
+/// What [`serve_now`] did with a request.
+#[derive(Debug)]
+pub enum Served {
+    /// The answer, to write now.
+    Respond(HttpResponse),
+    /// A GET is held; its answer goes to the `answer` function given to
+    /// [`serve_now`]. If its client goes away first, call [`poll_gone`].
+    Held {
+        /// The session.
+        session: Handle,
+        /// The GET's number in the session.
+        poll: u64,
+    },
+    /// A POST whose body may be read now: hand it to [`post_body`] when it
+    /// is whole, or call [`post_failed`].
+    ReadBody(PostTicket),
+    /// The request needs hooks answered by the application (`allowRequest`,
+    /// `generateId`, `headers`): serve it with [`handle`] instead.
+    NeedsHooks,
+}
+
+/// A POST whose body is being read (see [`Served::ReadBody`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostTicket {
+    /// The session.
+    pub session: Handle,
+    /// Whether the body is a v3 binary payload.
+    pub binary: bool,
+    /// Whether the client is an old Internet Explorer.
+    pub old_ie: bool,
+}
+
+/// Serves a polling request whose middlewares the front end ran, without
+/// waiting: the engine part of engine.io's `handleRequest` done on the
+/// caller's thread (the Node bridge calls it on the JS thread). Needs no
+/// runtime; events are queued as usual. `answer` is called at most once, with
+/// the answer of a held GET, from whatever thread releases it (under the
+/// session's lock: it must not call into the session).
+pub fn serve_now(
+    engine: &Engine,
+    req: &Arc<RequestInfo>,
+    answer: impl FnOnce(HttpResponse) + Send + 'static,
+) -> Served {
+    if engine.hooks().has(HookSet::HEADERS) {
+        return Served::NeedsHooks;
+    }
+    let verified = match engine.verify(req, false) {
+        Ok(v) => v,
+        Err(error) => {
+            let res = HttpResponse::refused(&error);
+            engine.report_error(req.clone(), error);
+            return Served::Respond(res);
+        }
+    };
+    match verified {
+        Verified::Handshake(_) => {
+            if engine
+                .hooks()
+                .has(HookSet::ALLOW_REQUEST | HookSet::GENERATE_ID)
+            {
+                return Served::NeedsHooks;
+            }
+            let protocol = match engine.handshake_protocol(req) {
+                Ok(p) => p,
+                Err(error) => {
+                    let res = HttpResponse::refused(&error);
+                    engine.report_error(req.clone(), error);
+                    return Served::Respond(res);
+                }
+            };
+            let sid = crate::engine::generate_sid();
+            let session =
+                engine.open_session(req.clone(), TransportKind::Polling, protocol, sid, None);
+            poll_now(engine, &session, req, answer)
+        }
+        Verified::Existing(session, _) => match req.method.as_str() {
+            "GET" => poll_now(engine, &session, req, answer),
+            "POST" => match data_start(&session, req) {
+                Ok(binary) => Served::ReadBody(PostTicket {
+                    session: session.handle,
+                    binary,
+                    old_ie: old_ie(req),
+                }),
+                Err(res) => Served::Respond(res),
+            },
+            _ => Served::Respond(HttpResponse::empty(500)),
+        },
+    }
+}
+
+fn poll_now(
+    engine: &Engine,
+    session: &Arc<Session>,
+    req: &RequestInfo,
+    answer: impl FnOnce(HttpResponse) + Send + 'static,
+) -> Served {
+    let id = engine.next_id();
+    let how = PollAnswer::new(engine, session, req);
+    let ie = old_ie(req);
+    let held = how.clone();
+    let waiter = CallbackWaiter::new(move |batch: Option<Batch>| {
+        answer(match batch {
+            Some(batch) => {
+                let mut res = held.respond(&batch);
+                transport_headers(&mut res, ie);
+                res
+            }
+            None => HttpResponse::empty(400),
+        })
+    });
+    match session.poll_start(id, PollWaiter::Callback(waiter)) {
+        PollStart::Ready(batch) => {
+            let mut res = how.respond(&batch);
+            transport_headers(&mut res, ie);
+            Served::Respond(res)
+        }
+        PollStart::Wait(poll) => Served::Held {
+            session: session.handle,
+            poll,
+        },
+        PollStart::Overlap => Served::Respond(HttpResponse::empty(400)),
+        PollStart::Closed => Served::Respond(unknown_sid(session)),
+    }
+}
+
+/// The client of held GET `poll` went away before its answer: as when the
+/// front end drops a held request, the session closes with `transport error`.
+pub fn poll_gone(engine: &Engine, session: Handle, poll: u64) {
+    if let Some(s) = engine.session(session) {
+        s.poll_abandoned(poll);
+    }
+}
+
+/// The whole body of a POST that [`serve_now`] let read. The answer is
+/// `ok`, 413 over `maxHttpBufferSize`, or [`HttpResponse::abort`] when the
+/// session closed while the body was read (engine.io destroys the request).
+pub fn post_body(engine: &Engine, ticket: PostTicket, body: Bytes) -> HttpResponse {
+    let Some(session) = engine.session(ticket.session) else {
+        return HttpResponse::abort();
+    };
+    session.post_end();
+    if body.len() > engine.config().max_http_buffer_size {
+        return HttpResponse::empty(413);
+    }
+    let mut res = data_read(&session, ticket.binary, body);
+    transport_headers(&mut res, ticket.old_ie);
+    res
+}
+
+/// Why a POST's body was not read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostFailure {
+    /// It grew past `maxHttpBufferSize`: the front end answers 413 and the
+    /// session goes on.
+    TooLarge,
+    /// The client went away: the session closes with `transport error`.
+    Aborted,
+}
+
+/// A POST that [`serve_now`] let read ended without a whole body.
+pub fn post_failed(engine: &Engine, ticket: PostTicket, why: PostFailure) {
+    let Some(session) = engine.session(ticket.session) else {
+        return;
+    };
+    session.post_end();
+    if why == PostFailure::Aborted {
+        session.close(
+            CloseReason::TransportError,
+            Some("data request connection closed prematurely".into()),
+        );
+    }
 }
 
 /// A body as Node's `setEncoding("utf8")` reads it: invalid sequences
