@@ -55,6 +55,48 @@ function writeResponse(res, status, flat, body) {
   res.end(body);
 }
 
+// The headers of the engine's own answers, by code (src/fast.rs HEADERS).
+const HEADER_NAMES = [
+  "Content-Type",
+  "Content-Type",
+  "Content-Type",
+  "Content-Type",
+  "Content-Encoding",
+  "Content-Encoding",
+  "X-XSS-Protection",
+  "cache-control",
+];
+const HEADER_VALUES = [
+  "text/plain; charset=UTF-8",
+  "application/octet-stream",
+  "text/html",
+  "application/json",
+  "gzip",
+  "deflate",
+  "0",
+  "no-store",
+];
+
+/** Headers as `[name, value, ...]` from a header code (four bits each) or as they are. */
+function headerList(headers) {
+  if (typeof headers !== "number") return headers;
+  const flat = [];
+  for (let code = headers; code > 0; code = Math.floor(code / 16)) {
+    const i = (code % 16) - 1;
+    flat.push(HEADER_NAMES[i], HEADER_VALUES[i]);
+  }
+  return flat;
+}
+
+/**
+ * Writes the answer of a fast call: `headers` is a header code, or -1 when
+ * `answer` is `[body, [name, value, ...]]`.
+ */
+function writeAnswer(res, status, headers, answer) {
+  if (headers === -1) writeResponse(res, status, answer[1], answer[0]);
+  else writeResponse(res, status, headerList(headers), answer);
+}
+
 /**
  * The headers the engine reads from a polling request, the first of each
  * name: `[origin, content-type, user-agent, accept-encoding]`.
@@ -130,6 +172,8 @@ module.exports = {
   nodeRequest,
   flatten,
   writeResponse,
+  writeAnswer,
+  headerList,
   engineHeaders,
   headerObject,
   takeoverFd,

@@ -1,7 +1,8 @@
 "use strict";
 
 const { EventEmitter } = require("events");
-const { BindingEngine } = require("../binding");
+const binding = require("../binding");
+const { BindingEngine } = binding;
 const { EngineRequest } = require("./request");
 const { Socket, LISTEN } = require("./socket");
 const { NativeResponse, flattenHeaders } = require("./response");
@@ -112,7 +113,10 @@ class Server extends EventEmitter {
     this._doneLater = [];
     this._carried = new Map();
     this._headerListeners = 0;
-    this._native = new BindingEngine(bindingOptions(this.opts), () => this._drain());
+    // The numeric results of the fast calls (src/fast.rs).
+    this._out = new Float64Array(8);
+    this._native = new BindingEngine(bindingOptions(this.opts), () => this._drain(), this._out);
+    this._id = this._native.id;
     this.on("newListener", (event) => this._listenerAdded(event));
     this.on("removeListener", (event) => this._listenerRemoved(event));
     if (this.opts.cors) this.use(require("cors")(this.opts.cors));
@@ -231,25 +235,31 @@ class Server extends EventEmitter {
    */
   _bridgeRequest(req, res) {
     const native = this._native;
+    const out = this._out;
     const h = bridge.engineHeaders(req.rawHeaders || bridge.flatten(req.headers || {}));
-    let served;
+    let body;
     try {
-      served = native.bridgePoll(req.method, req.url, h[0], h[1], h[2], h[3]);
+      body = binding.enginePoll(this._id, req.method, req.url, h[0], h[1], h[2], h[3]);
     } catch (err) {
       this._drain();
       throw err;
     }
-    const id = served[1];
+    const kind = out[0];
+    const id = out[1];
+    const events = out[2];
     this._requests.set(id, req);
-    switch (served[0]) {
-      case SERVED_RESPOND:
-        if (served[2]) this._drain();
+    switch (kind) {
+      case SERVED_RESPOND: {
+        const status = out[3];
+        const headers = out[4];
+        if (events) this._drain();
         this._requestDone(id);
-        bridge.writeResponse(res, served[3], served[4], served[5]);
+        bridge.writeAnswer(res, status, headers, body);
         return;
+      }
       case SERVED_HELD: {
-        const handle = served[3];
-        const poll = served[4];
+        const handle = out[3];
+        const poll = out[4];
         this._responses.set(id, res);
         res.on("close", () => {
           if (!this._responses.delete(id)) return;
@@ -257,16 +267,19 @@ class Server extends EventEmitter {
           native.bridgePollGone(handle, poll);
         });
         // A handshake's answer waits for the connection handlers, run here.
-        if (served[2]) this._drain();
+        if (events) this._drain();
         return;
       }
-      case SERVED_READ_BODY:
-        if (served[2]) this._drain();
-        this._readBody(req, res, id, served[3], served[4]);
+      case SERVED_READ_BODY: {
+        const handle = out[3];
+        const flags = out[4];
+        if (events) this._drain();
+        this._readBody(req, res, id, handle, flags);
         return;
+      }
       default:
         // Hooks need JS: the engine serves it on its runtime.
-        if (served[2]) this._drain();
+        if (events) this._drain();
         this._bridgeAsync(req, res, id);
     }
   }
@@ -303,17 +316,22 @@ class Server extends EventEmitter {
     };
     const onEnd = () => {
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      let out;
+      const out = this._out;
+      let answer;
+      let status = 0;
+      let headers;
       try {
-        out = native.bridgePostBody(handle, flags, body);
+        answer = binding.enginePostBody(this._id, handle, flags, body);
+        status = out[0];
+        headers = out[1];
       } finally {
         // The messages reach the handlers before the answer goes, as in
         // engine.io, and while `transport.dataReq` is set.
-        if (!out || out[3]) this._drain();
+        if (answer === undefined || out[2]) this._drain();
         cleanup();
       }
-      if (out[0] === 0) res.destroy();
-      else bridge.writeResponse(res, out[0], out[1], out[2]);
+      if (status === 0) res.destroy();
+      else bridge.writeAnswer(res, status, headers, answer);
     };
     const onClose = () => {
       cleanup();
@@ -442,7 +460,7 @@ class Server extends EventEmitter {
     this._draining = true;
     try {
       for (;;) {
-        const ev = this._native.takeEvents();
+        const ev = binding.engineTakeEvents(this._id);
         if (ev.length === 0) break;
         this._dispatch(ev);
       }
@@ -550,7 +568,10 @@ class Server extends EventEmitter {
             break;
           }
           case RESPONSE: {
-            const [, id, status, flat, body] = ev.slice(i, i + 5);
+            const id = ev[i + 1];
+            const status = ev[i + 2];
+            const headers = ev[i + 3];
+            const body = ev[i + 4];
             i += 5;
             const res = this._responses.get(id);
             if (res) {
@@ -560,7 +581,7 @@ class Server extends EventEmitter {
                 // No answer: the engine dropped the request (its session closed).
                 res.destroy();
               } else {
-                bridge.writeResponse(res, status, flat, body);
+                bridge.writeResponse(res, status, bridge.headerList(headers), body);
               }
             }
             break;

@@ -1,6 +1,7 @@
 "use strict";
 
 const { EventEmitter } = require("events");
+const { engineSend } = require("../binding");
 
 // Optional per-packet events: they cross from Rust only while listened to.
 const LISTEN = {
@@ -152,7 +153,6 @@ class Socket extends EventEmitter {
     if (this._readyState === "closing" || this._readyState === "closed") return this;
     const hasCallback = typeof callback === "function";
     const compress = !options || options.compress !== false;
-    const native = this.server._native;
     const frame = options && options.wsPreEncodedFrame;
     // As engine.io: a pre-encoded frame is used on a WebSocket without
     // permessage-deflate.
@@ -160,8 +160,13 @@ class Socket extends EventEmitter {
       frame !== undefined &&
       !this.server.opts.perMessageDeflate &&
       this._transportName() === "websocket"
-        ? native.sendPreEncoded(this._handle, toWire(data), frameBytes(frame), hasCallback)
-        : native.send(this._handle, toWire(data), compress, hasCallback);
+        ? this.server._native.sendPreEncoded(
+            this._handle,
+            toWire(data),
+            frameBytes(frame),
+            hasCallback,
+          )
+        : engineSend(this.server._id, this._handle, toWire(data), compress, hasCallback);
     if (sent && hasCallback) this.packetsFn.push(callback);
     return this;
   }

@@ -2,18 +2,18 @@
 //! engine, its native listeners, and the one weak threadsafe function that
 //! tells JS a batch of events is waiting.
 
-use crate::events;
+use crate::fast;
 use crate::options::BindingOptions;
 use crate::runtime::runtime;
 use eio_core::engine::{
     Config, Engine, Event, EventQueue, HookReply, MessageRef, MiddlewareOutcome,
 };
 use eio_core::protocol::{PacketData, Str};
-use eio_core::server::bridge::{Bridge, NodeRequest, PollRequest};
+use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
-use eio_core::transport::polling::{self, PostFailure, PostTicket, Served};
+use eio_core::transport::polling::{self, PostFailure};
 use eio_core::transport::HttpResponse;
-use napi::bindgen_prelude::{Array, BufferSlice, Either, Function};
+use napi::bindgen_prelude::{BufferSlice, Either, Float64Array, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status};
 use napi_derive::napi;
@@ -25,10 +25,10 @@ use std::sync::{Arc, Weak};
 /// never keeps Node alive by itself (see `keepAlive`).
 type Waker = ThreadsafeFunction<(), (), (), Status, false, true>;
 
-struct Shared {
-    engine: Engine,
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
     listeners: Mutex<HashMap<u64, NativeServer>>,
-    bridge: Arc<Bridge>,
+    pub(crate) bridge: Arc<Bridge>,
 }
 
 impl Shared {
@@ -107,14 +107,27 @@ pub struct BindingEngine {
     waker: Arc<Waker>,
     next_listener: u64,
     kept_alive: bool,
+    fast_id: u32,
+}
+
+impl Drop for BindingEngine {
+    fn drop(&mut self) {
+        fast::unregister(self.fast_id);
+    }
 }
 
 #[napi]
 impl BindingEngine {
     /// Creates the engine; `onEvents` is called (with no arguments) whenever
-    /// `takeEvents()` has something to return.
+    /// `engineTakeEvents()` has something to return. `out` (8 numbers or
+    /// more) receives the numeric results of the fast calls.
     #[napi(constructor)]
-    pub fn new(env: Env, options: BindingOptions, on_events: Function<(), ()>) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        options: BindingOptions,
+        on_events: Function<(), ()>,
+        out: Float64Array,
+    ) -> Result<Self> {
         let (config, routes): (Config, RouteOptions) = options.try_into()?;
         let waker: Arc<Waker> = Arc::new(
             on_events
@@ -139,12 +152,14 @@ impl BindingEngine {
                 s.shutdown();
             }
         })?;
+        let fast_id = fast::register(shared.clone(), out)?;
         Ok(BindingEngine {
             shared,
             routes,
             waker,
             next_listener: 1,
             kept_alive: false,
+            fast_id,
         })
     }
 
@@ -152,41 +167,14 @@ impl BindingEngine {
         &self.shared.engine
     }
 
-    /// Every event queued since the last call, as one flat array.
-    #[napi(catch_unwind)]
-    pub fn take_events<'e>(&self, env: &'e Env) -> Result<Array<'e>> {
-        events::to_js(env, self.engine().events().drain())
+    /// The engine's number for the fast calls (`engineTakeEvents`,
+    /// `engineSend`, `enginePoll`, `enginePostBody`).
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.fast_id
     }
 
-    /// Queues a message for a session. Returns false if the session is gone
-    /// or closing (engine.io drops the message then too).
-    #[napi(catch_unwind)]
-    pub fn send(
-        &self,
-        handle: f64,
-        data: Either<String, BufferSlice>,
-        compress: bool,
-        callback: bool,
-    ) -> bool {
-        let Some(session) = self.engine().session(handle as u64) else {
-            return false;
-        };
-        // Straight to the socket when it can be: no copy of the data.
-        let borrowed = match &data {
-            Either::A(s) => MessageRef::Text(s),
-            Either::B(b) => MessageRef::Binary(b),
-        };
-        if let Some(sent) = session.send_now(borrowed, callback) {
-            return sent;
-        }
-        let data = match data {
-            Either::A(s) => PacketData::Text(Str::from(s)),
-            Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
-        };
-        session.send(data, compress, callback)
-    }
-
-    /// [`BindingEngine::send`] with engine.io's `wsPreEncodedFrame`: a
+    /// `engineSend` (src/fast.rs) with engine.io's `wsPreEncodedFrame`: a
     /// WebSocket writes the frame as it is, polling encodes the data.
     #[napi(catch_unwind)]
     pub fn send_pre_encoded(
@@ -259,86 +247,6 @@ impl BindingEngine {
         self.shared.bridge.request(self.engine(), req.into()) as f64
     }
 
-    /// Serves a polling request a Node server parsed, on the JS thread when
-    /// no hook needs JS (see `Bridge::serve_now`). The engine reads only the
-    /// method, the url and four headers (the first of each): JS keeps the
-    /// request object for everything else. Returns a flat array whose third
-    /// element says whether events wait, which the caller must then drain
-    /// (`takeEvents` until empty) right away:
-    /// `[0, id, events, status, headers, body]`: the answer;
-    /// `[1, id, events, handle, poll]`: a held GET, answered by a `RESPONSE`
-    /// event (`bridgePollGone` if its client leaves first);
-    /// `[2, id, events, handle, flags]`: a POST, whose whole body goes to
-    /// `bridgePostBody` (or `bridgePostFailed`);
-    /// `[3, id, events]`: served as with `bridgeRequest` (hooks need JS).
-    #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn bridge_poll<'e>(
-        &self,
-        env: &'e Env,
-        method: String,
-        url: String,
-        origin: Option<String>,
-        content_type: Option<String>,
-        user_agent: Option<String>,
-        accept_encoding: Option<String>,
-    ) -> Result<Array<'e>> {
-        let req = PollRequest {
-            method,
-            url,
-            origin,
-            content_type,
-            user_agent,
-            accept_encoding,
-        };
-        let events = self.engine().events();
-        let was_held = events.hold();
-        let (id, served) = self.shared.bridge.serve_now(self.engine(), req);
-        let mut out = env.create_array(6)?;
-        out.set(1, id as f64)?;
-        out.set(2, events.unhold(was_held))?;
-        match served {
-            Served::Respond(res) => {
-                out.set(0, 0)?;
-                set_response(env, &mut out, 3, res)?;
-            }
-            Served::Held { session, poll } => {
-                out.set(0, 1)?;
-                out.set(3, session as f64)?;
-                out.set(4, poll as f64)?;
-            }
-            Served::ReadBody(ticket) => {
-                out.set(0, 2)?;
-                out.set(3, ticket.session as f64)?;
-                out.set(4, ticket_flags(&ticket))?;
-            }
-            Served::NeedsHooks => out.set(0, 3)?,
-        }
-        Ok(out)
-    }
-
-    /// The whole body of a POST `bridgePoll` let read: `[status, headers,
-    /// body, events]`, status 0 when the request must be destroyed; when
-    /// `events` is true, the caller must drain them right away.
-    #[napi(catch_unwind)]
-    pub fn bridge_post_body<'e>(
-        &self,
-        env: &'e Env,
-        handle: f64,
-        flags: u32,
-        body: BufferSlice,
-    ) -> Result<Array<'e>> {
-        let events = self.engine().events();
-        let was_held = events.hold();
-        let ticket = ticket(handle, flags);
-        let body = bytes::Bytes::copy_from_slice(&body);
-        let res = polling::post_body(self.engine(), ticket, body);
-        let mut out = env.create_array(4)?;
-        set_response(env, &mut out, 0, res)?;
-        out.set(3, events.unhold(was_held))?;
-        Ok(out)
-    }
-
     /// A POST `bridgePoll` let read ended without a whole body: `tooLarge`
     /// (JS answers 413), else its client went away.
     #[napi(catch_unwind)]
@@ -348,7 +256,7 @@ impl BindingEngine {
         } else {
             PostFailure::Aborted
         };
-        polling::post_failed(self.engine(), ticket(handle, flags), why);
+        polling::post_failed(self.engine(), fast::ticket(handle, flags), why);
     }
 
     /// The client of a GET `bridgePoll` held went away before its answer.
@@ -542,27 +450,6 @@ impl BindingEngine {
             events.push(Event::ListenerClosed { id: id as u64 });
         });
         true
-    }
-}
-
-/// Sets `status, headers, body` of `res` at `at..at + 3` of `out`.
-fn set_response(env: &Env, out: &mut Array, at: u32, res: HttpResponse) -> Result<()> {
-    out.set(at, res.status as u32)?;
-    out.set(at + 1, events::flat(env, &res.headers)?)?;
-    out.set(at + 2, &events::buffer(env, res.body)?)?;
-    Ok(())
-}
-
-/// A POST ticket as one number for JS: bit 0 binary, bit 1 old IE.
-fn ticket_flags(t: &PostTicket) -> u32 {
-    t.binary as u32 | (t.old_ie as u32) << 1
-}
-
-fn ticket(handle: f64, flags: u32) -> PostTicket {
-    PostTicket {
-        session: handle as u64,
-        binary: flags & 1 != 0,
-        old_ie: flags & 2 != 0,
     }
 }
 

@@ -274,7 +274,12 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 w.push(kind::RESPONSE)?;
                 w.push(request as f64)?;
                 w.push(response.status as u32)?;
-                w.push(flat(env, &response.headers)?)?;
+                // A number when the headers are the engine's own (see
+                // `fast::header_code`), else `[name, value, ...]`.
+                match crate::fast::header_code(&response.headers) {
+                    Some(code) => w.push(code)?,
+                    None => w.push(flat(env, &response.headers)?)?,
+                }
                 w.push(&buffer(env, response.body)?)?;
             }
             Event::BridgeWrite { conn, data, end } => {

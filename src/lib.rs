@@ -4,13 +4,16 @@
 //! - [`runtime`]: the tokio runtime the engines run on;
 //! - [`options`]: JS options checked and turned into the core's config;
 //! - [`engine`]: `BindingEngine`, the native half of the JS `Server`;
-//! - [`events`]: batches of core events turned into JS values.
+//! - [`events`]: batches of core events turned into JS values;
+//! - [`fast`]: the per-message and per-request calls, as plain functions.
 
 #![deny(clippy::all)]
 
 mod engine;
 mod events;
+mod fast;
 mod options;
 mod runtime;
 
 pub use engine::BindingEngine;
+pub use fast::{engine_poll, engine_post_body, engine_send, engine_take_events};
