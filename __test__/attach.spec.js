@@ -209,3 +209,60 @@ test("a held poll through the bridge is answered when the server sends", async (
   engine.close();
   await close(server);
 });
+
+test("a bridged request served on the runtime is answered when its answer comes while JS drains events", async (t) => {
+  // A `headers` listener sends every request through the runtime (a hook
+  // needs JS). Here the answer of such a GET comes while JS is still
+  // draining the events queued before it was handed over; it must not be
+  // lost (it was, when the request was registered only after that drain).
+  const spin = (ms) => {
+    for (const end = Date.now() + ms; Date.now() < end;);
+  };
+  let armed = null;
+  let other;
+  const server = http.createServer((req, res) => {
+    if (armed && req.method === "GET" && req.url.includes(armed)) {
+      // Events wait when the engine gets the GET: `other`'s packetCreate,
+      // whose slow handler lets the runtime queue the GET's headers hook.
+      armed = null;
+      other.send("queued before");
+    }
+    engine.handleRequest(req, res);
+  });
+  const engine = new Server();
+  let slowHeaders = false;
+  engine.on("headers", () => {
+    // Queues one more slow event right after the hook is answered, so that
+    // the GET's answer comes while JS is still draining.
+    if (slowHeaders) {
+      slowHeaders = false;
+      other.send("queued after");
+    }
+  });
+  const port = await listen(server);
+  t.after(async () => {
+    engine.close();
+    server.closeAllConnections();
+    await close(server);
+  });
+  const url = `http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling`;
+  const open = async () => {
+    const conn = once(engine, "connection");
+    const hs = await (await fetch(url)).text();
+    const sid = JSON.parse(hs.slice(1)).sid;
+    const [socket] = await conn;
+    return { sid, socket };
+  };
+  const a = await open();
+  const b = await open();
+  other = b.socket;
+  other.on("packetCreate", () => spin(50));
+  a.socket.send("waiting");
+  armed = a.sid;
+  slowHeaders = true;
+  const res = await Promise.race([
+    fetch(`${url}&sid=${a.sid}`).then((r) => r.text()),
+    new Promise((resolve) => setTimeout(() => resolve("no answer"), 2000)),
+  ]);
+  assert.equal(res, "4waiting");
+});

@@ -278,9 +278,11 @@ class Server extends EventEmitter {
         return;
       }
       default:
-        // Hooks need JS: the engine serves it on its runtime.
-        if (events) this._drain();
+        // Hooks need JS: the engine serves it on its runtime. Its answer
+        // may come while the events below are handled (once they answered
+        // its hooks), so the response is known before they are.
         this._bridgeAsync(req, res, id);
+        if (events) this._drain();
     }
   }
 
