@@ -839,18 +839,7 @@ mod tests {
             inner: server,
             armed: armed.clone(),
         });
-        let req = Arc::new(RequestInfo::new(
-            "GET",
-            "/engine.io/?EIO=4&transport=websocket",
-            "1.1",
-            vec![],
-            None,
-        ));
-        let ticket = Ticket::Handshake {
-            protocol: Protocol::V4,
-            sid: sid.into(),
-        };
-        tokio::spawn(serve(engine.clone(), ticket, req, io, Bytes::new(), None));
+        spawn_session(engine, io, sid);
         (
             Client {
                 io: client,
@@ -858,6 +847,26 @@ mod tests {
             },
             armed,
         )
+    }
+
+    /// A runtime engine with the default configuration.
+    fn test_engine() -> Engine {
+        Engine::new(
+            Config::default(),
+            EventQueue::new(|| {}),
+            tokio::runtime::Handle::current(),
+        )
+    }
+
+    /// Serves a new v4 WebSocket session with id `sid` on `io`.
+    fn spawn_session(engine: &Engine, io: WsIo, sid: &str) {
+        let url = "/engine.io/?EIO=4&transport=websocket";
+        let req = Arc::new(RequestInfo::new("GET", url, "1.1", vec![], None));
+        let ticket = Ticket::Handshake {
+            protocol: Protocol::V4,
+            sid: sid.into(),
+        };
+        tokio::spawn(serve(engine.clone(), ticket, req, io, Bytes::new(), None));
     }
 
     /// Collects events until `done` holds (for at most 5 s), acknowledging
@@ -932,35 +941,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn direct_writes_keep_order_when_the_socket_is_full() {
-        let engine = Engine::new(
-            Config::default(),
-            EventQueue::new(|| {}),
-            tokio::runtime::Handle::current(),
-        );
+        let engine = test_engine();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        let req = Arc::new(RequestInfo::new(
-            "GET",
-            "/engine.io/?EIO=4&transport=websocket",
-            "1.1",
-            vec![],
-            None,
-        ));
-        let ticket = Ticket::Handshake {
-            protocol: Protocol::V4,
-            sid: "cccccccccccccccccccc".into(),
-        };
-        tokio::spawn(serve(
-            engine.clone(),
-            ticket,
-            req,
-            WsIo::tcp(server),
-            Bytes::new(),
-            None,
-        ));
+        spawn_session(&engine, WsIo::tcp(server), "cccccccccccccccccccc");
         let opened = events_until(&engine, |evs| !evs.is_empty()).await;
         let Event::Connection { handle, .. } = &opened[0] else {
             panic!("{opened:?}")
@@ -1052,11 +1039,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_task_writes_the_rest_of_a_direct_write_before_its_own_frames() {
-        let engine = Engine::new(
-            Config::default(),
-            EventQueue::new(|| {}),
-            tokio::runtime::Handle::current(),
-        );
+        let engine = test_engine();
         let link = WsLink::new(engine.next_id());
         let socket = Arc::new(HalfSocket {
             take: usize::MAX.into(),
@@ -1112,11 +1095,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_in_one_connection_closes_only_its_session() {
-        let engine = Engine::new(
-            Config::default(),
-            EventQueue::new(|| {}),
-            tokio::runtime::Handle::current(),
-        );
+        let engine = test_engine();
         let (mut a, armed) = open(&engine, "aaaaaaaaaaaaaaaaaaaa");
         let (mut b, _) = open(&engine, "bbbbbbbbbbbbbbbbbbbb");
         let opened = events_until(&engine, |evs| {
