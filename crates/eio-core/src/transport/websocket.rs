@@ -681,8 +681,7 @@ impl DirectWrite for DirectTcp {
                     )?,
                 }
             }
-            let n = super::ws::write_now(&self.stream, &out)?;
-            let rest = out[n..].to_vec();
+            let rest = super::ws::write_now_vectored(&self.stream, &out, &[])?;
             // Keep a thread's buffer from holding on to one large message.
             if out.capacity() > 64 * 1024 {
                 *out = Vec::new();

@@ -162,21 +162,6 @@ async fn write_all_shared(s: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes as much of `data` as the socket takes without blocking; returns
-/// how much that was.
-pub fn write_now(s: &TcpStream, data: &[u8]) -> io::Result<usize> {
-    let mut done = 0;
-    while done < data.len() {
-        match s.try_write(&data[done..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
 /// Writes `head` then `body` as far as the socket takes them without
 /// blocking, in one system call when it can; returns what it did not take.
 pub fn write_now_vectored(s: &TcpStream, head: &[u8], body: &[u8]) -> io::Result<Vec<u8>> {
