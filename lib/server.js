@@ -633,10 +633,12 @@ class Server extends EventEmitter {
     return this._requests.get(raw[1]) || new EngineRequest(raw[0]);
   }
 
-  /** The request object a hook already made, or a maker for `socket.request`. */
+  /**
+   * The request object a hook already made, or the packed request that
+   * `socket.request` is made from when first read.
+   */
   _lazyRequest(raw) {
-    const packed = raw[0];
-    return this._requests.get(raw[1]) || (() => new EngineRequest(packed));
+    return this._requests.get(raw[1]) || raw[0];
   }
 
   _onHook(id, hook, req, extra) {

@@ -1,6 +1,7 @@
 "use strict";
 
 const { EventEmitter } = require("events");
+const { EngineRequest } = require("./request");
 const { engineSend } = require("../binding");
 
 // Optional per-packet events: they cross from Rust only while listened to.
@@ -57,7 +58,8 @@ class Socket extends EventEmitter {
    * @param {string} id
    * @param {number} protocol
    * @param {string} transportName
-   * @param {() => object} request makes `socket.request` when first read
+   * @param {object|string} request the request, or the packed request
+   *   (see `EngineRequest`) it is made from when first read
    */
   constructor(server, handle, id, protocol, transportName, request) {
     super();
@@ -74,13 +76,42 @@ class Socket extends EventEmitter {
     this._transport = transportName;
     this._packetsFn = null;
     this._upgradingTransport = null;
-    this.on("newListener", onSocketListenerAdded);
-    this.on("removeListener", onSocketListenerRemoved);
+  }
+
+  // Listeners for the optional per-packet events are counted by the
+  // server (they decide which events cross from Rust): these overrides do
+  // it without a `newListener` listener on every socket. `once` and
+  // `prependOnceListener` go through `on`/`prependListener`, and a `once`
+  // wrapper removes itself through `removeListener`.
+  addListener(event, listener) {
+    super.addListener(event, listener);
+    this.server._listenerAdded(event);
+    return this;
+  }
+
+  prependListener(event, listener) {
+    super.prependListener(event, listener);
+    this.server._listenerAdded(event);
+    return this;
+  }
+
+  removeListener(event, listener) {
+    const before = this.listenerCount(event);
+    super.removeListener(event, listener);
+    if (this.listenerCount(event) < before) this.server._listenerRemoved(event);
+    return this;
+  }
+
+  removeAllListeners(event) {
+    for (const name of event === undefined ? this.eventNames() : [event]) {
+      for (let n = this.listenerCount(name); n > 0; n--) this.server._listenerRemoved(name);
+    }
+    return super.removeAllListeners(...arguments);
   }
 
   /** The handshake request (engine.io's `socket.request`). */
   get request() {
-    if (typeof this._request === "function") this._request = this._request();
+    if (typeof this._request === "string") this._request = new EngineRequest(this._request);
     return this._request;
   }
 
@@ -240,13 +271,7 @@ class Socket extends EventEmitter {
   }
 }
 
-// Listener bookkeeping, shared by every socket (`this` is the emitter).
-function onSocketListenerAdded(event) {
-  this.server._listenerAdded(event);
-}
-function onSocketListenerRemoved(event) {
-  this.server._listenerRemoved(event);
-}
+// Listener bookkeeping, shared by every transport (`this` is the emitter).
 function onTransportListenerAdded(event) {
   if (event === "headers") this._server._listenerAdded(event);
 }
@@ -268,5 +293,8 @@ function toWire(data) {
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   return String(data || "");
 }
+
+Socket.prototype.on = Socket.prototype.addListener;
+Socket.prototype.off = Socket.prototype.removeListener;
 
 module.exports = { Socket, Transport, LISTEN };
