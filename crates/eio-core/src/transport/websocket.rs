@@ -1038,6 +1038,17 @@ mod tests {
         }
     }
 
+    /// A shared socket, so the test keeps a handle on what was written.
+    impl<T: DirectWrite> DirectWrite for Arc<T> {
+        fn write_now(&self, p: &[Packet], f: &[(usize, Bytes)]) -> std::io::Result<Vec<u8>> {
+            (**self).write_now(p, f)
+        }
+
+        fn write_message(&self, m: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>> {
+            (**self).write_message(m)
+        }
+    }
+
     #[tokio::test]
     async fn the_task_writes_the_rest_of_a_direct_write_before_its_own_frames() {
         let engine = test_engine();
@@ -1046,16 +1057,7 @@ mod tests {
             take: usize::MAX.into(),
             written: Default::default(),
         });
-        struct Shared(Arc<HalfSocket>);
-        impl DirectWrite for Shared {
-            fn write_now(&self, p: &[Packet], f: &[(usize, Bytes)]) -> std::io::Result<Vec<u8>> {
-                self.0.write_now(p, f)
-            }
-            fn write_message(&self, m: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>> {
-                self.0.write_message(m)
-            }
-        }
-        let _ = link.direct.set(Box::new(Shared(socket.clone())));
+        let _ = link.direct.set(Box::new(socket.clone()));
         let req = Arc::new(RequestInfo::new(
             "GET",
             "/engine.io/?EIO=4",
