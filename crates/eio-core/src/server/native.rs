@@ -262,13 +262,10 @@ async fn serve_connection(
     let svc = service_fn(move |req: Request<Incoming>| {
         let engine = engine.clone();
         let routes = routes.clone();
-        let url = req.uri().path_and_query().map_or("", |p| p.as_str());
-        let sid = parse_query(url)
-            .into_iter()
-            .find(|(k, _)| k == "sid")
-            .map(|(_, v)| v);
+        // A cheap copy (reference counted): the sid is read only on a panic.
+        let uri = req.uri().clone();
         let served = route(engine.clone(), routes, req, remote);
-        async move { guarded(&engine, sid.as_deref(), served).await }
+        async move { guarded(&engine, &uri, served).await }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -296,13 +293,15 @@ type Body = Full<Bytes>;
 /// connection task (or, in engine.io, the process) down with it.
 async fn guarded(
     engine: &Engine,
-    sid: Option<&str>,
+    uri: &http::Uri,
     served: impl Future<Output = Result<Response<Body>, io::Error>>,
 ) -> Result<Response<Body>, io::Error> {
     match AssertUnwindSafe(served).catch_unwind().await {
         Ok(res) => res,
         Err(_) => {
-            if let Some(session) = sid.and_then(|sid| engine.session_by_sid(sid)) {
+            let url = uri.path_and_query().map_or("", |p| p.as_str());
+            let sid = parse_query(url).into_iter().find(|(k, _)| k == "sid");
+            if let Some(session) = sid.and_then(|(_, sid)| engine.session_by_sid(&sid)) {
                 session.close(CloseReason::TransportError, Some("internal error".into()));
             }
             Ok(Response::builder()
@@ -590,7 +589,8 @@ mod tests {
         let (_a, _b) = (open("aaaa"), open("bbbb"));
         engine.events().drain();
 
-        let res = guarded(&engine, Some("aaaa"), async { panic!("injected fault") })
+        let uri = http::Uri::from_static("/engine.io/?EIO=4&transport=polling&sid=aaaa");
+        let res = guarded(&engine, &uri, async { panic!("injected fault") })
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -615,7 +615,7 @@ mod tests {
         assert!(engine.session_by_sid("bbbb").is_some());
 
         // Without a panic the answer passes through.
-        let ok = guarded(&engine, None, async {
+        let ok = guarded(&engine, &http::Uri::from_static("/"), async {
             Ok(Response::new(Full::new(Bytes::from_static(b"fine"))))
         })
         .await
