@@ -63,6 +63,18 @@ impl Heartbeats {
         self.earlier.notify_one();
     }
 
+    /// Drops the entries of sessions that are gone, once they outnumber
+    /// the live ones: a closed session's deadline would otherwise stay in
+    /// the heap until it falls due (up to `pingInterval + pingTimeout`),
+    /// which after many sessions close at once is memory held for nothing.
+    fn compact(&self, live: impl Fn(Handle) -> bool, live_count: usize) {
+        let mut heap = self.heap.lock();
+        if heap.len() > 2 * live_count + 1024 {
+            heap.retain(|Reverse((_, h, _))| live(*h));
+            heap.shrink_to_fit();
+        }
+    }
+
     /// Everything due by `now`, and when the next deadline is.
     fn take_due(&self, now: Instant) -> (Vec<(Handle, u64)>, Option<Instant>) {
         let mut heap = self.heap.lock();
@@ -97,6 +109,9 @@ pub(crate) async fn run(heartbeats: Arc<Heartbeats>, engine: Weak<EngineInner>) 
                     session.heartbeat_due(generation);
                 }
             }
+            let registry = inner.registry.read();
+            let sessions = &registry.by_handle;
+            heartbeats.compact(|h| sessions.contains_key(&h), sessions.len());
         }
         match next {
             Some(t) => {
@@ -107,5 +122,29 @@ pub(crate) async fn run(heartbeats: Arc<Heartbeats>, engine: Weak<EngineInner>) 
             }
             None => earlier.await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_of_gone_sessions_are_dropped_once_they_dominate() {
+        let hb = Heartbeats::new(Duration::from_secs(25), Duration::from_secs(20));
+        let later = Instant::now() + Duration::from_secs(30);
+        for h in 0..3000u64 {
+            hb.schedule(later, h, 0);
+        }
+        // 10 sessions left: 2990 entries are for sessions that are gone.
+        let live = |h: Handle| h < 10;
+        hb.compact(live, 10);
+        assert_eq!(hb.heap.lock().len(), 10);
+        // Few stale entries: left alone until they fall due.
+        for h in 10..500u64 {
+            hb.schedule(later, h, 0);
+        }
+        hb.compact(live, 10);
+        assert_eq!(hb.heap.lock().len(), 500);
     }
 }
