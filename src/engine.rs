@@ -54,6 +54,17 @@ pub struct ListenInfo {
     pub port: u32,
 }
 
+/// A string or bytes from JS as a message's data (the bytes copied: the
+/// packet may wait in the session's buffer).
+pub(crate) fn packet_data<B: std::ops::Deref<Target = [u8]>>(
+    data: Either<String, B>,
+) -> PacketData {
+    match data {
+        Either::A(s) => PacketData::Text(Str::from(s)),
+        Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
+    }
+}
+
 /// A request as Node parsed it.
 #[napi(object)]
 pub struct BridgeRequest {
@@ -190,10 +201,7 @@ impl BindingEngine {
         if let Some(sent) = session.send_now(MessageRef::Frame(&frame), callback) {
             return sent;
         }
-        let data = match data {
-            Either::A(s) => PacketData::Text(Str::from(s)),
-            Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
-        };
+        let data = packet_data(data);
         let frame = bytes::Bytes::copy_from_slice(&frame);
         session.send_pre_encoded(data, frame, callback)
     }

@@ -9,10 +9,9 @@
 //! Engines are registered on the JS thread that created them, so each
 //! worker thread has its own table.
 
-use crate::engine::Shared;
+use crate::engine::{packet_data, Shared};
 use crate::events;
 use eio_core::engine::MessageRef;
-use eio_core::protocol::{PacketData, Str};
 use eio_core::server::bridge::PollRequest;
 use eio_core::transport::polling::{self, PostTicket, Served};
 use eio_core::transport::HttpResponse;
@@ -128,10 +127,7 @@ pub fn engine_send(
     if let Some(sent) = session.send_now(borrowed, callback) {
         return Ok(sent);
     }
-    let data = match data {
-        Either::A(s) => PacketData::Text(Str::from(s)),
-        Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
-    };
+    let data = packet_data(data);
     Ok(session.send(data, compress, callback))
 }
 

@@ -1,8 +1,8 @@
 //! Options from JS, checked once and turned into the core's types. Errors
 //! name the JS option at fault.
 
+use crate::engine::packet_data;
 use eio_core::engine::{Config, DeflateConfig, WindowBits};
-use eio_core::protocol::{PacketData, Str};
 use eio_core::server::native::RouteOptions;
 use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
@@ -145,10 +145,7 @@ impl TryFrom<BindingOptions> for (Config, RouteOptions) {
         if !(o.max_http_buffer_size.is_finite() && o.max_http_buffer_size >= 0.0) {
             return Err(invalid("maxHttpBufferSize", "a non-negative number"));
         }
-        let initial_packet = o.initial_packet.map(|p| match p {
-            Either::A(s) => PacketData::Text(Str::from(s)),
-            Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
-        });
+        let initial_packet = o.initial_packet.map(packet_data);
         let config = Config {
             ping_interval: millis("pingInterval", o.ping_interval)?,
             ping_timeout: millis("pingTimeout", o.ping_timeout)?,
