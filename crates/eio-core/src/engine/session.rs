@@ -842,8 +842,9 @@ impl Session {
         st.ws_rest.take().unwrap_or_default()
     }
 
-    /// The task `id` wrote what it claimed to write, with the `callbacks` of
-    /// the bytes it took over.
+    /// The task `id` wrote what it claimed or what [`Session::ws_batch`]
+    /// gave it, carrying `callbacks` send callbacks; what was sent meanwhile
+    /// may now be written directly again.
     pub(crate) fn ws_release(&self, id: u64, callbacks: Option<u32>) {
         self.drained(callbacks);
         let mut st = self.state.lock();
@@ -851,15 +852,6 @@ impl Session {
             st.ws_busy = false;
             self.flush(&mut st);
         }
-    }
-
-    /// The WebSocket task wrote a batch that carried `callbacks` callbacks;
-    /// what was sent meanwhile may now be written directly again.
-    pub(crate) fn ws_written(&self, callbacks: Option<u32>) {
-        self.drained(callbacks);
-        let mut st = self.state.lock();
-        st.ws_busy = false;
-        self.flush(&mut st);
     }
 
     /// A WebSocket wants to upgrade this session. False when the session is

@@ -395,7 +395,7 @@ impl Connection<'_> {
                 if let Err(e) = self.flush().await {
                     return Some(End::Io(e.to_string()));
                 }
-                self.session().ws_written(callbacks);
+                self.session().ws_release(self.link.id, callbacks);
                 // Whatever came meanwhile, or the session's end.
                 self.link.notify.notify_one();
                 None
@@ -432,7 +432,7 @@ impl Connection<'_> {
                         _ => End::Io(e.to_string()),
                     });
                 }
-                self.session().ws_written(callbacks);
+                self.session().ws_release(self.link.id, callbacks);
                 if close {
                     return Some(End::Closed);
                 }
@@ -521,11 +521,7 @@ impl Connection<'_> {
                 session.ws_ended(id, Some("internal error".into()));
                 // Tell the client, but read nothing more from a connection
                 // whose code just failed.
-                self.out = self.claim();
-                frame::encode_close(&mut self.out, 1011);
-                if self.flush().await.is_ok() {
-                    self.io.shutdown().await;
-                }
+                self.close_then(1011, false).await;
             }
         }
     }
@@ -533,9 +529,21 @@ impl Connection<'_> {
     /// Sends a close frame with `code` (1005: none), then lets the
     /// connection go once the client answers or [`CLOSE_LINGER`] passes.
     async fn close(&mut self, code: u16) {
+        self.close_then(code, true).await;
+    }
+
+    /// Sends a close frame with `code` and ends our side; with `linger`,
+    /// reads until the client closes too (or [`CLOSE_LINGER`] passes).
+    async fn close_then(&mut self, code: u16, linger: bool) {
         self.out = self.claim();
         frame::encode_close(&mut self.out, code);
-        self.finish().await;
+        if self.flush().await.is_err() {
+            return;
+        }
+        self.io.shutdown().await;
+        if linger {
+            self.linger().await;
+        }
     }
 
     /// Takes the socket from direct writes for the ending; returns the end
@@ -556,13 +564,9 @@ impl Connection<'_> {
         let _ = self.flush().await;
     }
 
-    async fn finish(&mut self) {
-        if self.flush().await.is_err() {
-            return;
-        }
-        self.io.shutdown().await;
-        // Read until the client closes too, so our end does not reset a
-        // connection whose close frame is still on its way.
+    /// Reads until the client closes too, so our end does not reset a
+    /// connection whose close frame is still on its way.
+    async fn linger(&mut self) {
         let _ = tokio::time::timeout(CLOSE_LINGER, async {
             loop {
                 let Ok(ready) = self.io.ready().await else {
