@@ -407,11 +407,8 @@ impl Connection<'_> {
                 close,
                 more,
             } => {
-                for (i, p) in packets.iter().enumerate() {
-                    let frame = match &self.deflater {
-                        None => pre_encoded(&frames, i),
-                        Some(_) => None,
-                    };
+                for (p, frame) in with_frames(&packets, &frames) {
+                    let frame = frame.filter(|_| self.deflater.is_none());
                     let encoded = match frame {
                         Some(f) => {
                             self.out.extend_from_slice(f);
@@ -674,8 +671,8 @@ impl DirectWrite for DirectTcp {
             let mut out = buf.borrow_mut();
             out.clear();
             let mut unused = Vec::new();
-            for (i, p) in packets.iter().enumerate() {
-                match pre_encoded(frames, i) {
+            for (p, frame) in with_frames(packets, frames) {
+                match frame {
                     Some(f) => out.extend_from_slice(f),
                     None => encode_packet(
                         &mut out,
@@ -722,9 +719,17 @@ impl DirectWrite for DirectTcp {
     }
 }
 
-/// The application's own frame for packet `i` of a batch, if it gave one.
-fn pre_encoded(frames: &[(usize, Bytes)], i: usize) -> Option<&Bytes> {
-    frames.iter().find(|(at, _)| *at == i).map(|(_, f)| f)
+/// Each packet of a batch with the application's own frame for it, if it
+/// gave one: one walk over both, since `frames` is in packet order.
+fn with_frames<'a>(
+    packets: &'a [Packet],
+    frames: &'a [(usize, Bytes)],
+) -> impl Iterator<Item = (&'a Packet, Option<&'a Bytes>)> {
+    let mut frames = frames.iter().peekable();
+    packets.iter().enumerate().map(move |(i, p)| {
+        let frame = frames.next_if(|(at, _)| *at == i).map(|(_, f)| f);
+        (p, frame)
+    })
 }
 
 /// A text frame as a packet; `Ok(None)` for v3 frames engine.io ignores.
