@@ -17,3 +17,8 @@ mod runtime;
 
 pub use engine::BindingEngine;
 pub use fast::{engine_poll, engine_post_body, engine_send, engine_take_events};
+
+/// The allocator of everything the engine allocates (see Cargo.toml for why).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
