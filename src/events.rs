@@ -105,19 +105,18 @@ fn pack(r: &RequestInfo) -> String {
     let port = r.remote.map(|a| a.port()).unwrap_or(0);
     let mut out = String::with_capacity(
         64 + r.url.len()
-            + r.headers
-                .iter()
+            + r.headers()
                 .map(|(k, v)| k.len() + v.len() + 2)
                 .sum::<usize>(),
     );
-    for part in [r.method.as_str(), r.url.as_str(), r.http_version] {
+    for part in [&*r.method, r.url.as_str(), r.http_version] {
         out.push_str(part);
         out.push('\n');
     }
     out.push_str(&r.remote_address());
     out.push('\n');
     out.push_str(&port.to_string());
-    for (k, v) in &r.headers {
+    for (k, v) in r.headers() {
         out.push('\n');
         out.push_str(k);
         out.push('\n');

@@ -1,6 +1,7 @@
 //! The parts of an HTTP request the engine and the application look at,
 //! independent of the front end that received it.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 /// A request as engine.io's `req` exposes it: method, url, headers, peer,
@@ -13,19 +14,83 @@ pub struct RequestInfo {
     /// Whether the application keeps its own object for this request until
     /// [`Event::RequestDone`](super::Event::RequestDone) (bridged requests).
     pub held_by_app: bool,
-    /// `GET`, `POST`, ...
-    pub method: String,
+    /// `GET`, `POST`, ... (the common ones without an allocation).
+    pub method: Cow<'static, str>,
     /// The request target as received (path and query).
     pub url: String,
     /// `"1.1"` or `"1.0"`.
     pub http_version: &'static str,
     /// Header names in lower case, values decoded as Latin-1 as Node does,
     /// in the order received.
-    pub headers: Vec<(String, String)>,
+    headers: Fields,
     /// The peer, when the front end knows it.
     pub remote: Option<SocketAddr>,
     /// The query string, decoded as `URLSearchParams` does.
-    pub query: Vec<(String, String)>,
+    query: Fields,
+}
+
+/// Name/value pairs kept in one string: a polling request is built and
+/// dropped per message, and one allocation per field adds up.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    text: String,
+    /// Per pair, where its name and its value end in `text`; each name
+    /// starts where the previous value ended.
+    ends: Vec<(u32, u32)>,
+}
+
+impl Fields {
+    /// Room for `pairs` pairs of `bytes` bytes in all.
+    pub fn with_capacity(pairs: usize, bytes: usize) -> Self {
+        Fields {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(pairs),
+        }
+    }
+
+    /// Appends a pair.
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let name_end = self.text.len() as u32;
+        self.text.push_str(value);
+        self.ends.push((name_end, self.text.len() as u32));
+    }
+
+    /// Appends a pair whose name is lowered (ASCII) and whose value bytes
+    /// are decoded as Latin-1, as Node's HTTP parser does.
+    pub fn push_header(&mut self, name: &str, value: &[u8]) {
+        self.text
+            .extend(name.chars().map(|c| c.to_ascii_lowercase()));
+        let name_end = self.text.len() as u32;
+        push_latin1(&mut self.text, value);
+        self.ends.push((name_end, self.text.len() as u32));
+    }
+
+    /// The pairs, in order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
+        (0..self.ends.len()).map(|i| {
+            let start = if i == 0 {
+                0
+            } else {
+                self.ends[i - 1].1 as usize
+            };
+            let (name_end, end) = self.ends[i];
+            (
+                &self.text[start..name_end as usize],
+                &self.text[name_end as usize..end as usize],
+            )
+        })
+    }
+
+    /// The number of pairs.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
 }
 
 impl RequestInfo {
@@ -37,12 +102,34 @@ impl RequestInfo {
         headers: Vec<(String, String)>,
         remote: Option<SocketAddr>,
     ) -> Self {
-        let url = url.into();
-        let query = parse_query(&url);
+        let bytes = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let mut fields = Fields::with_capacity(headers.len(), bytes);
+        for (k, v) in &headers {
+            fields.push(k, v);
+        }
+        Self::with_fields(
+            method_name(method.into()),
+            url.into(),
+            http_version,
+            fields,
+            remote,
+        )
+    }
+
+    /// [`RequestInfo::new`] with the headers already as [`Fields`] (lower-case
+    /// names), as the native front end builds them.
+    pub fn with_fields(
+        method: Cow<'static, str>,
+        url: String,
+        http_version: &'static str,
+        headers: Fields,
+        remote: Option<SocketAddr>,
+    ) -> Self {
+        let query = query_fields(&url);
         RequestInfo {
             id: 0,
             held_by_app: false,
-            method: method.into(),
+            method,
             url,
             http_version,
             headers,
@@ -56,16 +143,21 @@ impl RequestInfo {
         self.query
             .iter()
             .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 
     /// A header by lower-case name (the first one).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Every header, in the order received (lower-case names).
+    pub fn headers(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
+        self.headers.iter()
     }
 
     /// The peer address as Node prints it (`::ffff:127.0.0.1` on a dual-stack socket).
@@ -77,6 +169,28 @@ impl RequestInfo {
     pub fn path(&self) -> &str {
         self.url.split('?').next().unwrap_or("")
     }
+}
+
+/// The method, without an allocation for the common ones.
+pub fn method_name(method: impl AsRef<str> + Into<String>) -> Cow<'static, str> {
+    const KNOWN: [&str; 7] = ["GET", "POST", "OPTIONS", "HEAD", "PUT", "DELETE", "PATCH"];
+    match KNOWN.iter().find(|m| **m == method.as_ref()) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(method.into()),
+    }
+}
+
+/// The query of `url` as [`Fields`], decoded as [`parse_query`] does.
+fn query_fields(url: &str) -> Fields {
+    let Some(q) = url.split_once('?').map(|(_, q)| q) else {
+        return Fields::default();
+    };
+    let q = q.split('#').next().unwrap_or("");
+    let mut fields = Fields::with_capacity(q.bytes().filter(|&b| b == b'&').count() + 1, q.len());
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        fields.push(&k, &v);
+    }
+    fields
 }
 
 /// Decodes the query of a request target the way `new URL(url).searchParams` does.
@@ -92,9 +206,16 @@ pub fn parse_query(url: &str) -> Vec<(String, String)> {
 
 /// Decodes header bytes as Latin-1, as Node's HTTP parser does.
 pub fn latin1(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    push_latin1(&mut s, bytes);
+    s
+}
+
+/// Appends header bytes decoded as Latin-1.
+fn push_latin1(out: &mut String, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
-        Ok(s) if s.is_ascii() => s.to_string(),
-        _ => bytes.iter().map(|&b| b as char).collect(),
+        Ok(s) if s.is_ascii() => out.push_str(s),
+        _ => out.extend(bytes.iter().map(|&b| b as char)),
     }
 }
 

@@ -2,7 +2,7 @@
 //! under the engine path go to the transports; everything else gets 501, as
 //! from the Node server engine.io's `listen()` creates.
 
-use crate::engine::{latin1, parse_query, CloseReason, Engine, RequestInfo};
+use crate::engine::{method_name, parse_query, CloseReason, Engine, Fields, RequestInfo};
 use crate::transport::ws::WsIo;
 use crate::transport::{polling, websocket, HttpResponse};
 use bytes::Bytes;
@@ -332,17 +332,20 @@ pub fn request_info<B>(req: &Request<B>, remote: Option<SocketAddr>) -> RequestI
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), latin1(v.as_bytes())))
-        .collect();
+    let map = req.headers();
+    let bytes = map.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    let mut headers = Fields::with_capacity(map.len(), bytes);
+    for (k, v) in map {
+        // hyper's names are lower case already.
+        headers.push_header(k.as_str(), v.as_bytes());
+    }
     let version = if req.version() == http::Version::HTTP_10 {
         "1.0"
     } else {
         "1.1"
     };
-    RequestInfo::new(req.method().as_str(), url, version, headers, remote)
+    let method = method_name(req.method().as_str());
+    RequestInfo::with_fields(method, url, version, headers, remote)
 }
 
 async fn route(

@@ -95,7 +95,7 @@ where
             }
         },
         Verified::Existing(session, _) => {
-            let res = match req.method.as_str() {
+            let res = match &*req.method {
                 "GET" => poll(engine, &session, req).await,
                 "POST" => data(engine, &session, req, body).await,
                 _ => HttpResponse::empty(500),
@@ -487,7 +487,7 @@ pub fn serve_now(
                 engine.open_session(req.clone(), TransportKind::Polling, protocol, sid, None);
             poll_now(engine, &session, req, answer)
         }
-        Verified::Existing(session, _) => match req.method.as_str() {
+        Verified::Existing(session, _) => match &*req.method {
             "GET" => poll_now(engine, &session, req, answer),
             "POST" => match data_start(&session, req) {
                 Ok(binary) => Served::ReadBody(PostTicket {

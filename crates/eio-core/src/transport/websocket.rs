@@ -120,10 +120,9 @@ pub fn accept(engine: &Engine, req: &RequestInfo) -> Result<Accept, &'static str
     let deflate = match &engine.config().per_message_deflate {
         Some(config) => {
             let offers: Vec<&str> = req
-                .headers
-                .iter()
-                .filter(|(k, _)| k == "sec-websocket-extensions")
-                .map(|(_, v)| v.as_str())
+                .headers()
+                .filter(|(k, _)| *k == "sec-websocket-extensions")
+                .map(|(_, v)| v)
                 .collect();
             if offers.is_empty() {
                 None
