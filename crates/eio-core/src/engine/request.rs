@@ -81,16 +81,6 @@ impl Fields {
             )
         })
     }
-
-    /// The number of pairs.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether there are no pairs.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
 }
 
 impl RequestInfo {
@@ -245,6 +235,24 @@ mod tests {
         assert_eq!(r.query("EIO"), Some("3"));
         assert_eq!(r.query("sid"), None);
         assert_eq!(r.path(), "/engine.io/");
+    }
+
+    #[test]
+    fn headers_keep_order_and_decode_latin1() {
+        let mut f = Fields::default();
+        f.push_header("X-Name", b"caf\xe9");
+        f.push_header("accept", b"*/*");
+        f.push_header("x-name", b"");
+        let r = RequestInfo::with_fields(method_name("GET"), "/".into(), "1.1", f, None);
+        let all: Vec<_> = r.headers().collect();
+        assert_eq!(
+            all,
+            [("x-name", "caf\u{e9}"), ("accept", "*/*"), ("x-name", "")]
+        );
+        assert_eq!(r.header("x-name"), Some("caf\u{e9}"));
+        assert_eq!(r.header("nope"), None);
+        assert!(matches!(r.method, Cow::Borrowed("GET")));
+        assert_eq!(method_name("BREW"), "BREW");
     }
 
     #[test]
