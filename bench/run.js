@@ -382,22 +382,26 @@ function ensureDeps() {
   if (r.status !== 0) die("npm install into bench/.deps failed");
 }
 
-function ensureLoadgen(build) {
-  const sources = [path.join(LOADGEN_DIR, "Cargo.toml"), path.join(LOADGEN_DIR, "src", "main.rs")];
+/** Builds the cargo crate in `dir` unless `bin` is newer than its sources. */
+function ensureCargoBinary(dir, bin, what, build) {
+  const src = path.join(dir, "src");
+  const sources = [
+    path.join(dir, "Cargo.toml"),
+    ...fs.readdirSync(src).map((f) => path.join(src, f)),
+  ];
   const fresh =
-    fs.existsSync(LOADGEN) &&
-    sources.every((s) => fs.statSync(s).mtimeMs <= fs.statSync(LOADGEN).mtimeMs);
-  if (fresh || (!build && fs.existsSync(LOADGEN))) return;
-  if (!build) die(`${LOADGEN} is missing (run without --no-build)`);
-  console.log("bench: building the load generator (cargo build --release)");
+    fs.existsSync(bin) && sources.every((s) => fs.statSync(s).mtimeMs <= fs.statSync(bin).mtimeMs);
+  if (fresh || (!build && fs.existsSync(bin))) return;
+  if (!build) die(`${bin} is missing (run without --no-build)`);
+  console.log(`bench: building ${what} (cargo build --release)`);
   const r = spawnSync(
     "cargo",
-    ["build", "--release", "--manifest-path", path.join(LOADGEN_DIR, "Cargo.toml")],
+    ["build", "--release", "--manifest-path", path.join(dir, "Cargo.toml")],
     {
       stdio: "inherit",
     },
   );
-  if (r.status !== 0) die("building bench/loadgen failed");
+  if (r.status !== 0) die(`building bench/${path.basename(dir)} failed`);
 }
 
 function fdLimit() {
@@ -985,7 +989,7 @@ async function main() {
     for (const sc of scenarios) sc.servers = sc.servers.filter((k) => opts.servers.includes(k));
   }
   ensureDeps();
-  ensureLoadgen(opts.build);
+  ensureCargoBinary(LOADGEN_DIR, LOADGEN, "the load generator", opts.build);
 
   const need = Math.max(0, ...scenarios.map((s) => s.sessions || 0)) + 500;
   const limit = fdLimit();
