@@ -2,10 +2,11 @@
 "use strict";
 
 // Side-by-side benchmark: eio-rs (native listen(), attach()) against npm
-// engine.io 6.6.11 (+ bufferutil). See bench/README.md.
+// engine.io 6.6.11 (+ bufferutil), with engineioxide (bench/reference, pure
+// Rust) as a reference. See bench/README.md.
 //
 //   node bench/run.js [--quick] [--reps N] [--scenario NAME[,NAME]] [--pin]
-//                     [--servers eio-native,eio-attach,engine.io]
+//                     [--servers eio-native,eio-attach,engine.io,engineioxide]
 //                     [--write-results] [--no-build]
 //
 // Each measurement starts its server in a fresh child process
@@ -24,17 +25,23 @@ const ROOT = path.resolve(BENCH, "..");
 const DEPS = path.join(BENCH, ".deps");
 const LOADGEN_DIR = path.join(BENCH, "loadgen");
 const LOADGEN = path.join(LOADGEN_DIR, "target", "release", "eio-loadgen");
+const REFERENCE_DIR = path.join(BENCH, "reference");
+const REFERENCE_BIN = path.join(REFERENCE_DIR, "target", "release", "eio-reference");
 const SERVER_JS = path.join(BENCH, "server.js");
 const ENGINE_IO_VERSION = "6.6.11";
 const BUFFERUTIL_VERSION = "4.1.0";
+const ENGINEIOXIDE_VERSION = lockedVersion(REFERENCE_DIR, "engineioxide");
 const CLK_TCK = clkTck();
 
 const SERVERS = {
   "eio-native": "eio-rs listen()",
   "eio-attach": "eio-rs attach()",
   "engine.io": `engine.io ${ENGINE_IO_VERSION}`,
+  engineioxide: `engineioxide ${ENGINEIOXIDE_VERSION} (pure Rust)`,
 };
 const BASELINE = "engine.io";
+// Not a candidate: how far a server with no JS at all gets on this machine.
+const REFERENCE = "engineioxide";
 
 // ------------------------------------------------------------------ options
 
@@ -66,7 +73,7 @@ function parseArgs(argv) {
         fs
           .readFileSync(__filename, "utf8")
           .split("\n")
-          .slice(3, 14)
+          .slice(3, 15)
           .join("\n")
           .replace(/^\/\/ ?/gm, ""),
       );
@@ -91,8 +98,8 @@ function parseArgs(argv) {
 function scenarioList(quick) {
   const warmup = quick ? 500 : 2000;
   const duration = quick ? 2000 : 5000;
-  const echo = ["eio-native", "eio-attach", "engine.io"];
-  const two = ["eio-native", "engine.io"];
+  const echo = ["eio-native", "eio-attach", "engine.io", REFERENCE];
+  const noAttach = ["eio-native", "engine.io", REFERENCE];
   return [
     {
       name: "ws-64",
@@ -179,7 +186,7 @@ function scenarioList(quick) {
       name: "conn-rate",
       title: "Connection rate: WebSocket open, open packet, close (50 concurrent)",
       kind: "throughput",
-      servers: two,
+      servers: noAttach,
       unit: "sessions / server CPU-s",
       better: "higher",
       loadgen: ["conn-rate", "--conns", 50, "--warmup-ms", warmup, "--duration-ms", duration],
@@ -189,7 +196,7 @@ function scenarioList(quick) {
       name: "idle-mem",
       title: `Idle memory: RSS slope over ${(quick ? [500, 1000, 2000] : [1000, 2000, 4000, 8000]).join("/")} WebSocket sessions, after GC`,
       kind: "memory",
-      servers: two,
+      servers: noAttach,
       unit: "memory / session",
       better: "lower",
       sessions: quick ? 2000 : 8000,
@@ -206,7 +213,7 @@ function scenarioList(quick) {
       name: "heartbeat",
       title: `Heartbeat CPU: ${quick ? 2000 : 8000} idle WebSocket sessions, pingInterval 1000 ms`,
       kind: "cpu-rate",
-      servers: two,
+      servers: noAttach,
       unit: "server CPU ms / s",
       better: "lower",
       sessions: quick ? 2000 : 8000,
@@ -226,7 +233,8 @@ function scenarioList(quick) {
       name: "broadcast",
       title: `Broadcast: one 64 B message to 1000 sessions (${quick ? 20 : 200} broadcasts)`,
       kind: "broadcast",
-      servers: two,
+      // The broadcast is a JS loop over engine.clients: no reference.
+      servers: ["eio-native", "engine.io"],
       unit: "server CPU ms / broadcast",
       better: "lower",
       sessions: 1000,
@@ -250,6 +258,16 @@ function clkTck() {
     return parseInt(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }), 10) || 100;
   } catch (_) {
     return 100;
+  }
+}
+
+/** The version of `name` in the Cargo.lock of the crate in `dir`. */
+function lockedVersion(dir, name) {
+  try {
+    const lock = fs.readFileSync(path.join(dir, "Cargo.lock"), "utf8");
+    return (new RegExp(`name = "${name}"\\nversion = "([^"]+)"`).exec(lock) || [])[1] || "?";
+  } catch (_) {
+    return "?";
   }
 }
 
@@ -382,22 +400,26 @@ function ensureDeps() {
   if (r.status !== 0) die("npm install into bench/.deps failed");
 }
 
-function ensureLoadgen(build) {
-  const sources = [path.join(LOADGEN_DIR, "Cargo.toml"), path.join(LOADGEN_DIR, "src", "main.rs")];
+/** Builds the cargo crate in `dir` unless `bin` is newer than its sources. */
+function ensureCargoBinary(dir, bin, what, build) {
+  const src = path.join(dir, "src");
+  const sources = [
+    path.join(dir, "Cargo.toml"),
+    ...fs.readdirSync(src).map((f) => path.join(src, f)),
+  ];
   const fresh =
-    fs.existsSync(LOADGEN) &&
-    sources.every((s) => fs.statSync(s).mtimeMs <= fs.statSync(LOADGEN).mtimeMs);
-  if (fresh || (!build && fs.existsSync(LOADGEN))) return;
-  if (!build) die(`${LOADGEN} is missing (run without --no-build)`);
-  console.log("bench: building the load generator (cargo build --release)");
+    fs.existsSync(bin) && sources.every((s) => fs.statSync(s).mtimeMs <= fs.statSync(bin).mtimeMs);
+  if (fresh || (!build && fs.existsSync(bin))) return;
+  if (!build) die(`${bin} is missing (run without --no-build)`);
+  console.log(`bench: building ${what} (cargo build --release)`);
   const r = spawnSync(
     "cargo",
-    ["build", "--release", "--manifest-path", path.join(LOADGEN_DIR, "Cargo.toml")],
+    ["build", "--release", "--manifest-path", path.join(dir, "Cargo.toml")],
     {
       stdio: "inherit",
     },
   );
-  if (r.status !== 0) die("building bench/loadgen failed");
+  if (r.status !== 0) die(`building bench/${path.basename(dir)} failed`);
 }
 
 function fdLimit() {
@@ -683,7 +705,7 @@ function describeRun(sc, m) {
   if (sc.kind === "cpu-rate")
     s += `  (${fmt(e.pingsPerSec)} pings/s, server threads [${e.threads}], RSS ${e.rssMiB.toFixed(0)} MiB)`;
   if (sc.kind === "memory")
-    s += `  (heap ${fmt(e.heapPerSession)} B/session; RSS ${e.steps.map((x) => `${x.sessions}:${(x.rss / 2 ** 20).toFixed(1)}M`).join(" ")})`;
+    s += `  (${Number.isFinite(e.heapPerSession) ? `heap ${fmt(e.heapPerSession)} B/session` : "no JS heap"}; RSS ${e.steps.map((x) => `${x.sessions}:${(x.rss / 2 ** 20).toFixed(1)}M`).join(" ")})`;
   if (sc.kind === "broadcast")
     s += `  (all 1000 received in ${e.latencyMs.toFixed(2)} ms median, p50 session ${e.p50LatencyMs.toFixed(2)} ms, JS loop ${e.jsLoopMs.toFixed(2)} ms; server threads [${e.threads}])`;
   if (m.errors) s += `  [${m.errors} loadgen errors]`;
@@ -755,8 +777,10 @@ function printTable(rows) {
     SERVERS["eio-native"],
     SERVERS["eio-attach"],
     SERVERS[BASELINE],
+    SERVERS[REFERENCE],
     "native / e.io",
     "attach / e.io",
+    "engineioxide / e.io",
   ];
   const lines = rows.map((r) => [
     r.name,
@@ -764,8 +788,10 @@ function printTable(rows) {
     cell(r, "eio-native"),
     cell(r, "eio-attach"),
     cell(r, BASELINE),
+    cell(r, REFERENCE),
     ratioCell(r, "eio-native"),
     ratioCell(r, "eio-attach"),
+    ratioCell(r, REFERENCE),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => String(l[i]).length)));
   const pr = (cols) => console.log(cols.map((c, i) => String(c).padEnd(widths[i])).join("  "));
@@ -831,6 +857,9 @@ function targetRows(rows) {
     x === null || x === undefined ? "—" : (op === ">=" ? x >= t : x <= t) ? "yes" : "no";
   const attachNA = (n) =>
     by[n] && by[n].servers["eio-attach"] && by[n].servers["eio-attach"].unsupported;
+  // The last column: the same ratio for the pure-Rust reference, whether the
+  // target is reachable at all on this machine.
+  const ref = (n) => fx(r2(ratio(n, REFERENCE)));
   const out = [];
   for (const n of ["ws-64", "ws-1k"]) {
     const x = r2(ratio(n));
@@ -839,15 +868,22 @@ function targetRows(rows) {
       "≥ 2.0×",
       fx(x),
       check(x, ">=", 2.0),
+      ref(n),
     ]);
   }
   {
     const x = r2(ratio("ws-16k-bin"));
-    out.push(["WebSocket echo 16 KiB binary", "≥ 1.35×", fx(x), check(x, ">=", 1.35)]);
+    out.push([
+      "WebSocket echo 16 KiB binary",
+      "≥ 1.35×",
+      fx(x),
+      check(x, ">=", 1.35),
+      ref("ws-16k-bin"),
+    ]);
   }
   {
     const x = r2(ratio("poll-64"));
-    out.push(["Polling echo 64 B", "≥ 3.8×", fx(x), check(x, ">=", 3.8)]);
+    out.push(["Polling echo 64 B", "≥ 3.8×", fx(x), check(x, ">=", 3.8), ref("poll-64")]);
   }
   {
     const x = r2(ratio("conn-rate"));
@@ -856,25 +892,30 @@ function targetRows(rows) {
       "≥ 5×",
       fx(x),
       check(x, ">=", 5),
+      ref("conn-rate"),
     ]);
   }
   {
     const v = native("idle-mem") && native("idle-mem").median;
     const b = base("idle-mem") && base("idle-mem").median;
+    const rm = by["idle-mem"] && by["idle-mem"].servers[REFERENCE];
     out.push([
       `Idle memory per WebSocket session (engine.io here: ${b ? (b / 1024).toFixed(1) + " KiB" : "—"}; issue: ≈ 10.5 KiB)`,
       "≤ 4 KiB",
       v ? `${(v / 1024).toFixed(2)} KiB` : "—",
       check(v, "<=", 4096),
+      rm && rm.median ? `${(rm.median / 1024).toFixed(2)} KiB` : "—",
     ]);
   }
   {
     const x = r2(ratio("heartbeat"));
+    const rx = r2(ratio("heartbeat", REFERENCE));
     out.push([
       `Heartbeat CPU with ${((by.heartbeat && by.heartbeat.title.match(/(\d+) idle/)) || [])[1] || 8000} idle sessions, eio-rs / engine.io`,
       "≤ 1/3.5 (0.29×)",
       x ? `${fx(x)} (1/${(1 / x).toFixed(1)})` : "—",
       check(x, "<=", 1 / 3.5),
+      rx ? `${fx(rx)} (1/${(1 / rx).toFixed(1)})` : "—",
     ]);
   }
   for (const [n, t, label] of [
@@ -887,6 +928,7 @@ function targetRows(rows) {
       `≥ ${t}×`,
       attachNA(n) ? "n/a (attach not implemented)" : fx(x),
       attachNA(n) ? "—" : check(x, ">=", t),
+      ref(n),
     ]);
   }
   return out;
@@ -897,8 +939,12 @@ function resultsMarkdown(info, rows, runsLog) {
   md.push("# Benchmark results");
   md.push("");
   md.push("Written by `node bench/run.js --write-results`; see `bench/README.md` for what each");
-  md.push("scenario measures and the caveats. Ratios are eio-rs / engine.io of medians over the");
-  md.push("repetitions, which were interleaved between the servers in one run.");
+  md.push("scenario measures and the caveats. Ratios are to engine.io, of medians over the");
+  md.push("repetitions, which were interleaved between the servers in one run. engineioxide");
+  md.push(
+    "(pure Rust, `bench/reference`, one tokio worker) is a reference, not a candidate: how far",
+  );
+  md.push("a server with no JavaScript at all gets on this machine.");
   md.push("");
   md.push("| | |");
   md.push("| --- | --- |");
@@ -910,6 +956,7 @@ function resultsMarkdown(info, rows, runsLog) {
   md.push(`| Rust | ${info.rustc} |`);
   md.push(`| eio-rs | ${info.eioRs} |`);
   md.push(`| engine.io | ${ENGINE_IO_VERSION} with bufferutil ${BUFFERUTIL_VERSION} |`);
+  md.push(`| engineioxide | ${ENGINEIOXIDE_VERSION}, one tokio worker thread |`);
   md.push(
     `| run | ${info.quick ? "--quick, " : ""}${info.reps} repetition(s)${info.pin ? ", server and load generator pinned (--pin)" : ", not pinned"} |`,
   );
@@ -917,12 +964,12 @@ function resultsMarkdown(info, rows, runsLog) {
   md.push("## Results");
   md.push("");
   md.push(
-    `| scenario | metric | ${SERVERS["eio-native"]} | ${SERVERS["eio-attach"]} | ${SERVERS[BASELINE]} | listen() / engine.io | attach() / engine.io |`,
+    `| scenario | metric | ${SERVERS["eio-native"]} | ${SERVERS["eio-attach"]} | ${SERVERS[BASELINE]} | ${SERVERS[REFERENCE]} | listen() / engine.io | attach() / engine.io | engineioxide / engine.io |`,
   );
-  md.push("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+  md.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const r of rows) {
     md.push(
-      `| ${r.title} | ${r.unit}${r.better === "lower" ? " (lower is better)" : ""} | ${cell(r, "eio-native")} | ${cell(r, "eio-attach")} | ${cell(r, BASELINE)} | ${ratioCell(r, "eio-native")} | ${ratioCell(r, "eio-attach")} |`,
+      `| ${r.title} | ${r.unit}${r.better === "lower" ? " (lower is better)" : ""} | ${cell(r, "eio-native")} | ${cell(r, "eio-attach")} | ${cell(r, BASELINE)} | ${cell(r, REFERENCE)} | ${ratioCell(r, "eio-native")} | ${ratioCell(r, "eio-attach")} | ${ratioCell(r, REFERENCE)} |`,
     );
   }
   md.push("");
@@ -942,7 +989,7 @@ function resultsMarkdown(info, rows, runsLog) {
       else if (e.pingsPerSec !== undefined)
         d = `${fmt(e.pingsPerSec)} pings/s answered, RSS ${e.rssMiB.toFixed(0)} MiB`;
       else if (e.heapPerSession !== undefined)
-        d = `JS heap ${fmt(e.heapPerSession)} B/session, RSS ${e.rssMiB.toFixed(0)} MiB at the last step`;
+        d = `${Number.isFinite(e.heapPerSession) ? `JS heap ${fmt(e.heapPerSession)} B/session` : "no JS heap"}, RSS ${e.rssMiB.toFixed(0)} MiB at the last step`;
       else if (e.latencyMs !== undefined)
         d = `all 1000 sessions received it ${e.latencyMs.toFixed(2)} ms after the first send (median session ${e.p50LatencyMs.toFixed(2)} ms), JS send loop ${e.jsLoopMs.toFixed(2)} ms`;
       if (d) md.push(`| ${r.name} | ${SERVERS[kind]} | ${d} |`);
@@ -951,8 +998,11 @@ function resultsMarkdown(info, rows, runsLog) {
   md.push("");
   md.push("## Against the targets of issue 6");
   md.push("");
-  md.push("| target | required | measured | met |");
-  md.push("| --- | --- | --- | --- |");
+  md.push("The targets are for eio-rs; the last column is the same measure for engineioxide, the");
+  md.push("pure-Rust reference, to show whether a target is reachable at all on this machine.");
+  md.push("");
+  md.push("| target | required | measured | met | pure-Rust reference |");
+  md.push("| --- | --- | --- | --- | --- |");
   for (const t of targetRows(rows)) md.push(`| ${t.join(" | ")} |`);
   md.push("");
   md.push("## Every repetition");
@@ -985,7 +1035,14 @@ async function main() {
     for (const sc of scenarios) sc.servers = sc.servers.filter((k) => opts.servers.includes(k));
   }
   ensureDeps();
-  ensureLoadgen(opts.build);
+  ensureCargoBinary(LOADGEN_DIR, LOADGEN, "the load generator", opts.build);
+  if (scenarios.some((sc) => sc.servers.includes(REFERENCE)))
+    ensureCargoBinary(
+      REFERENCE_DIR,
+      REFERENCE_BIN,
+      "the engineioxide reference server",
+      opts.build,
+    );
 
   const need = Math.max(0, ...scenarios.map((s) => s.sessions || 0)) + 500;
   const limit = fdLimit();
@@ -1040,6 +1097,8 @@ async function main() {
     console.log(
       `engine.io ${ei.version}, ws ${ei.ws}, bufferutil: ${ei.bufferutil ? "yes" : "NOT FOUND"}`,
     );
+  const rx = env.serverInfo[REFERENCE];
+  if (rx) console.log(`engineioxide ${rx.version} (bench/reference), one tokio worker thread`);
   fs.writeFileSync(
     path.join(BENCH, "last-run.json"),
     JSON.stringify({ info, rows, raw }, null, 2) + "\n",

@@ -5,15 +5,20 @@
 //   node --expose-gc bench/server.js <kind> '<engine options as JSON>'
 //
 // kind: "eio-native" (eio-rs listen()), "eio-attach" (eio-rs attach() to a
-// Node http.Server), "engine.io" (npm engine.io from bench/.deps, listen()).
-// Every kind runs the same echo handler. The driver talks to it over IPC:
+// Node http.Server), "engine.io" (npm engine.io from bench/.deps, listen()),
+// "engineioxide" (the pure-Rust reference, bench/reference: a child process
+// this one only relays to). Every kind runs the same echo handler. The driver
+// talks to it over IPC:
 //   -> { cmd: "gc" }                  <- { type: "gc", clientsCount, memory }
 //   -> { cmd: "broadcast", seq, size } <- { type: "broadcast", seq, n, jsUs }
 // and it answers { type: "ready", port, pid, ... } once listening, or
 // { type: "unsupported", code, message } when the mode is not implemented.
 
+const { spawn } = require("child_process");
+const fs = require("fs");
 const http = require("http");
 const path = require("path");
+const readline = require("readline");
 
 const kind = process.argv[2];
 const opts = JSON.parse(process.argv[3] || "{}");
@@ -55,6 +60,49 @@ function ready(engine, port, extra) {
     }
   });
   send(Object.assign({ type: "ready", port, pid: process.pid, node: process.version }, extra));
+}
+
+/**
+ * The engineioxide echo server (bench/reference, built by run.js). Its pid
+ * goes into `ready`, so the driver samples the Rust process, not this one;
+ * `gc` is relayed to its stdin, which answers with the open sessions.
+ */
+function reference() {
+  const bin = path.join(__dirname, "reference", "target", "release", "eio-reference");
+  const args = opts.pingInterval ? ["--ping-interval", String(opts.pingInterval)] : [];
+  const child = spawn(bin, args, { stdio: ["pipe", "pipe", "inherit"] });
+  child.on("error", (err) => {
+    console.error(`eio-reference: ${err.message}`);
+    process.exit(1);
+  });
+  process.on("exit", () => child.kill("SIGKILL"));
+  child.on("exit", (code, signal) => {
+    console.error(`eio-reference exited (code ${code}, signal ${signal})`);
+    process.exit(1);
+  });
+  const lock = fs.readFileSync(path.join(__dirname, "reference", "Cargo.lock"), "utf8");
+  const version = (/name = "engineioxide"\nversion = "([^"]+)"/.exec(lock) || [])[1];
+  const replies = [];
+  let pid = null;
+  readline.createInterface({ input: child.stdout }).on("line", (line) => {
+    const m = JSON.parse(line);
+    if (pid === null) {
+      pid = m.pid;
+      process.on("message", (msg) => {
+        if (msg.cmd !== "gc") return;
+        replies.push(({ clients }) => {
+          const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+          const rss = Number((/VmRSS:\s+(\d+) kB/.exec(status) || [])[1]) * 1024;
+          send({ type: "gc", clientsCount: clients, memory: { rss } });
+        });
+        child.stdin.write("gc\n");
+      });
+      send({ type: "ready", port: m.port, pid, node: process.version, version });
+    } else {
+      const reply = replies.shift();
+      if (reply) reply(m);
+    }
+  });
 }
 
 function main() {
@@ -104,6 +152,9 @@ function main() {
       echo(engine);
       break;
     }
+    case "engineioxide":
+      reference();
+      break;
     default:
       throw new Error(`unknown server kind ${kind}`);
   }
