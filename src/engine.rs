@@ -12,7 +12,7 @@ use eio_core::protocol::{PacketData, Str};
 use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
 use eio_core::transport::polling::{self, PostFailure};
-use eio_core::transport::HttpResponse;
+use eio_core::transport::{Headers, HttpResponse};
 use napi::bindgen_prelude::{BufferSlice, Either, Float64Array, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status};
@@ -462,11 +462,11 @@ impl BindingEngine {
 }
 
 /// `[name, value, name, value, ...]` as pairs.
-fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+fn pairs(flat: Vec<String>) -> Headers {
     let mut it = flat.into_iter();
     let mut out = Vec::new();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        out.push((k, v));
+        out.push((k.into(), v.into()));
     }
     out
 }

@@ -4,6 +4,7 @@
 
 use eio_core::engine::{Event, HookCall, RequestInfo};
 use eio_core::protocol::{pool, Packet, PacketData};
+use eio_core::transport::Header;
 use napi::bindgen_prelude::{Array, BufferSlice, Null};
 use napi::{Env, Result};
 
@@ -136,11 +137,11 @@ pub fn buffer(env: &Env, bytes: bytes::Bytes) -> Result<BufferSlice<'_>> {
 }
 
 /// Headers as `[name, value, name, value, ...]`.
-pub fn flat<'e>(env: &'e Env, headers: &[(String, String)]) -> Result<Array<'e>> {
+pub fn flat<'e>(env: &'e Env, headers: &[Header]) -> Result<Array<'e>> {
     let mut h = env.create_array((headers.len() * 2) as u32)?;
     for (i, (k, v)) in headers.iter().enumerate() {
-        h.set((i * 2) as u32, k.as_str())?;
-        h.set((i * 2 + 1) as u32, v.as_str())?;
+        h.set((i * 2) as u32, &**k)?;
+        h.set((i * 2 + 1) as u32, &**v)?;
     }
     Ok(h)
 }

@@ -14,7 +14,7 @@ use crate::events;
 use eio_core::engine::MessageRef;
 use eio_core::server::bridge::PollRequest;
 use eio_core::transport::polling::{self, PostTicket, Served};
-use eio_core::transport::HttpResponse;
+use eio_core::transport::{Header, HttpResponse};
 use napi::bindgen_prelude::{BufferSlice, Either, Float64Array, ToNapiValue, Unknown};
 use napi::{Env, Result, Status};
 use napi_derive::napi;
@@ -257,7 +257,7 @@ const HEADERS: [(&str, &str); 8] = [
 /// Headers made only of [`HEADERS`] (at most seven) as one number: their
 /// indexes plus one, four bits each, the first in the lowest bits, so that
 /// JS builds them from its own strings instead of getting new ones.
-pub(crate) fn header_code(headers: &[(String, String)]) -> Option<u32> {
+pub(crate) fn header_code(headers: &[Header]) -> Option<u32> {
     if headers.len() > 7 {
         return None;
     }

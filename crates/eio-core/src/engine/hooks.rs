@@ -5,7 +5,7 @@
 //! application answers with [`Engine::reply_hook`](super::Engine::reply_hook).
 
 use super::request::RequestInfo;
-use crate::transport::HttpResponse;
+use crate::transport::{Headers, HttpResponse};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -72,7 +72,7 @@ pub enum HookCall {
         /// Whether this answers the handshake.
         initial: bool,
         /// The headers so far.
-        headers: Vec<(String, String)>,
+        headers: Headers,
     },
 }
 
@@ -80,7 +80,7 @@ pub enum HookCall {
 #[derive(Debug, PartialEq)]
 pub enum MiddlewareOutcome {
     /// All called `next()`; these headers were set on the response.
-    Continue(Vec<(String, String)>),
+    Continue(Headers),
     /// One answered the request itself.
     Responded(HttpResponse),
     /// One called `next(err)`.
@@ -97,7 +97,7 @@ pub enum HookReply {
     /// To [`HookCall::GenerateId`]: the id, or an error (400, code 3).
     GenerateId(Result<String, ()>),
     /// To [`HookCall::Headers`].
-    Headers(Vec<(String, String)>),
+    Headers(Headers),
 }
 
 /// Calls waiting for their answer.

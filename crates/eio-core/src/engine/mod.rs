@@ -23,6 +23,7 @@ pub use self::session::{ReadyState, Session};
 
 use crate::protocol::{PacketData, Protocol, Str};
 pub use crate::transport::ws::deflate::{DeflateConfig, WindowBits};
+use crate::transport::Headers;
 use base64::Engine as _;
 use parking_lot::RwLock;
 use rand::RngCore;
@@ -453,8 +454,8 @@ impl Engine {
         req: &Arc<RequestInfo>,
         sid: &Arc<str>,
         initial: bool,
-        headers: Vec<(String, String)>,
-    ) -> Vec<(String, String)> {
+        headers: Headers,
+    ) -> Headers {
         if !self.hooks().has(HookSet::HEADERS) {
             return headers;
         }
@@ -525,13 +526,13 @@ pub enum Admission {
         /// What the request is.
         verified: Verified,
         /// Headers the middlewares set on the response.
-        headers: Vec<(String, String)>,
+        headers: Headers,
     },
     /// A middleware answered the request.
     Respond(crate::transport::HttpResponse),
     /// Refused, with engine.io's error and the headers the middlewares set
     /// (CORS headers, for example, still go out with the error).
-    Refused(RequestError, Vec<(String, String)>),
+    Refused(RequestError, Headers),
 }
 
 /// A session id as engine.io's `base64id` makes them: 15 bytes from a CSPRNG

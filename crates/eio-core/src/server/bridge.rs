@@ -7,6 +7,7 @@ use crate::engine::{Engine, Event, RequestInfo};
 use crate::transport::polling::{self, Served};
 use crate::transport::websocket::{self, Refusal};
 use crate::transport::ws::WsIo;
+use crate::transport::Headers;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
@@ -58,7 +59,7 @@ pub async fn serve_upgrade(
     info: Arc<RequestInfo>,
     mut stream: WsIo,
     head: Vec<u8>,
-    extra: Vec<(String, String)>,
+    extra: Headers,
 ) {
     let (ticket, extra) = match websocket::prepare(&engine, &info, Some(extra)).await {
         Ok(t) => t,
@@ -88,7 +89,7 @@ pub async fn serve_upgrade(
     let mut res = String::from("HTTP/1.1 101 Switching Protocols\r\n");
     let ours = accept.headers();
     let ours = ours.iter().map(|(k, v)| (*k, v.as_str()));
-    for (k, v) in ours.chain(extra.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+    for (k, v) in ours.chain(extra.iter().map(|(k, v)| (&**k, &**v))) {
         if !k.contains(['\r', '\n']) && !v.contains(['\r', '\n']) {
             res.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -281,7 +282,7 @@ impl Bridge {
         req: NodeRequest,
         fd: i32,
         head: Vec<u8>,
-        extra: Vec<(String, String)>,
+        extra: Headers,
     ) -> std::io::Result<u64> {
         use std::os::fd::FromRawFd;
         // SAFETY: `fd` is the open descriptor of Node's socket; dup gives the
@@ -318,7 +319,7 @@ impl Bridge {
         engine: &Engine,
         req: NodeRequest,
         head: Vec<u8>,
-        extra: Vec<(String, String)>,
+        extra: Headers,
     ) -> u64 {
         let id = engine.next_id();
         let info = Arc::new(req.into_info(id));

@@ -7,11 +7,13 @@ use crate::transport::ws::WsIo;
 use crate::transport::{polling, websocket, HttpResponse};
 use bytes::Bytes;
 use futures_util::FutureExt;
+use http::header::{HeaderName, HeaderValue};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::borrow::Cow;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -545,25 +547,42 @@ async fn upgrade_websocket(
         builder = builder.header(k, v);
     }
     for (k, v) in &extra {
-        builder = builder.header(k.as_str(), v.as_str());
+        builder = builder.header(&**k, &**v);
     }
     Ok(builder
         .body(Full::new(Bytes::new()))
         .unwrap_or_else(|_| abort_upgrade("Bad Request")))
 }
 
-/// Converts an engine response for hyper.
+/// Converts an engine response for hyper; fixed header values are not
+/// copied. A header hyper refuses turns the response into a 500.
 pub fn to_hyper(res: HttpResponse) -> Response<Body> {
-    let mut builder = Response::builder().status(res.status);
-    for (k, v) in &res.headers {
-        builder = builder.header(k.as_str(), v.as_str());
+    let mut out = Response::new(Full::new(res.body));
+    *out.status_mut() =
+        StatusCode::from_u16(res.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = out.headers_mut();
+    headers.reserve(res.headers.len());
+    for (k, v) in res.headers {
+        let value = match v {
+            // What `from_static` accepts, checked here so that it cannot panic.
+            Cow::Borrowed(v) if v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) => {
+                Ok(HeaderValue::from_static(v))
+            }
+            Cow::Borrowed(v) => HeaderValue::from_str(v),
+            Cow::Owned(v) => HeaderValue::from_maybe_shared(Bytes::from(v)),
+        };
+        match (HeaderName::from_bytes(k.as_bytes()), value) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => {
+                let mut failed = Response::new(Full::new(Bytes::new()));
+                *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                return failed;
+            }
+        }
     }
-    builder.body(Full::new(res.body)).unwrap_or_else(|_| {
-        Response::builder()
-            .status(500)
-            .body(Full::new(Bytes::new()))
-            .expect("valid")
-    })
+    out
 }
 
 #[cfg(test)]

@@ -7,6 +7,14 @@ pub mod websocket;
 pub mod ws;
 
 use bytes::Bytes;
+use std::borrow::Cow;
+
+/// One header: most names and many values are fixed strings, which then
+/// cost no allocation per response.
+pub type Header = (Cow<'static, str>, Cow<'static, str>);
+
+/// Headers in order.
+pub type Headers = Vec<Header>;
 
 /// An HTTP response the engine wants sent, independent of the front end.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,17 +22,20 @@ pub struct HttpResponse {
     /// The status code.
     pub status: u16,
     /// Headers in order; names as engine.io writes them.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The body.
     pub body: Bytes,
 }
 
 impl HttpResponse {
     /// A response with a body and a content type.
-    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        // Room for the polling transport's `cache-control` too.
+        let mut headers = Vec::with_capacity(2);
+        headers.push(("Content-Type".into(), content_type.into()));
         HttpResponse {
             status,
-            headers: vec![("Content-Type".into(), content_type.into())],
+            headers,
             body: body.into(),
         }
     }
@@ -57,7 +68,7 @@ impl HttpResponse {
     /// Puts `base` (headers a middleware set) under this response's own
     /// headers: a name this response sets replaces the base's, as Node's
     /// `writeHead` overrides `setHeader`.
-    pub fn under(mut self, mut base: Vec<(String, String)>) -> Self {
+    pub fn under(mut self, mut base: Headers) -> Self {
         if base.is_empty() {
             return self;
         }

@@ -696,7 +696,7 @@ mod tests {
         res.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            .map_or("", |(_, v)| v.as_str())
+            .map_or("", |(_, v)| &**v)
     }
 
     #[test]

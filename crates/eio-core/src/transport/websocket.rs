@@ -9,6 +9,7 @@ use crate::engine::{
 };
 use crate::engine::{DirectWrite, MessageRef, WsLink};
 use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protocol, Str, WsFrame};
+use crate::transport::Headers;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -52,8 +53,8 @@ pub enum Refusal {
 pub async fn prepare(
     engine: &Engine,
     req: &Arc<RequestInfo>,
-    ran_middlewares: Option<Vec<(String, String)>>,
-) -> Result<(Ticket, Vec<(String, String)>), Refusal> {
+    ran_middlewares: Option<Headers>,
+) -> Result<(Ticket, Headers), Refusal> {
     let run = ran_middlewares.is_none();
     let (verified, headers) = match engine.admit(req, true, run).await {
         Admission::Proceed { verified, headers } => (verified, ran_middlewares.unwrap_or(headers)),
