@@ -18,7 +18,12 @@ mod runtime;
 pub use engine::BindingEngine;
 pub use fast::{engine_poll, engine_post_body, engine_send, engine_take_events};
 
-/// The allocator of everything the engine allocates (see Cargo.toml for why).
+/// Small blocks from jemalloc, message buffers from the system allocator
+/// (see `eio_core::alloc` for why).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static GLOBAL: eio_core::alloc::Split<tikv_jemallocator::Jemalloc, std::alloc::System> =
+    eio_core::alloc::Split {
+        small: tikv_jemallocator::Jemalloc,
+        large: std::alloc::System,
+    };

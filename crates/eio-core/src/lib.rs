@@ -8,8 +8,11 @@
 //!   front end;
 //! - [`server`]: the native front end, a hyper HTTP/1.1 listener.
 //!
+//! [`alloc`] is the split global allocator the Node binding installs.
+//!
 //! The Node binding (the `eio-rs` crate) only converts and forwards.
 
+pub mod alloc;
 pub mod engine;
 pub mod protocol;
 pub mod server;

@@ -12,9 +12,7 @@ mod session;
 pub use self::error::{CloseReason, ErrorCode, RequestError};
 pub use self::events::{Event, EventQueue, Handle, Listen};
 pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
-pub use self::request::{
-    has_invalid_header_char, latin1, method_name, parse_query, Fields, RequestInfo,
-};
+pub use self::request::{has_invalid_header_char, method_name, parse_query, Fields, RequestInfo};
 pub use self::session::MessageRef;
 pub(crate) use self::session::{
     Batch, CallbackWaiter, DirectWrite, PollStart, PollWaiter, WsBatch, WsLink,

@@ -115,7 +115,7 @@ impl RequestInfo {
         headers: Fields,
         remote: Option<SocketAddr>,
     ) -> Self {
-        let query = query_fields(&url);
+        let query = parse_query(&url);
         RequestInfo {
             id: 0,
             held_by_app: false,
@@ -170,8 +170,8 @@ pub fn method_name(method: impl AsRef<str> + Into<String>) -> Cow<'static, str> 
     }
 }
 
-/// The query of `url` as [`Fields`], decoded as [`parse_query`] does.
-fn query_fields(url: &str) -> Fields {
+/// Decodes the query of a request target the way `new URL(url).searchParams` does.
+pub fn parse_query(url: &str) -> Fields {
     let Some(q) = url.split_once('?').map(|(_, q)| q) else {
         return Fields::default();
     };
@@ -183,25 +183,7 @@ fn query_fields(url: &str) -> Fields {
     fields
 }
 
-/// Decodes the query of a request target the way `new URL(url).searchParams` does.
-pub fn parse_query(url: &str) -> Vec<(String, String)> {
-    let Some(q) = url.split_once('?').map(|(_, q)| q) else {
-        return Vec::new();
-    };
-    let q = q.split('#').next().unwrap_or("");
-    form_urlencoded::parse(q.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// Decodes header bytes as Latin-1, as Node's HTTP parser does.
-pub fn latin1(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    push_latin1(&mut s, bytes);
-    s
-}
-
-/// Appends header bytes decoded as Latin-1.
+/// Appends header bytes decoded as Latin-1, as Node's HTTP parser does.
 fn push_latin1(out: &mut String, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
         Ok(s) if s.is_ascii() => out.push_str(s),

@@ -302,8 +302,9 @@ async fn guarded(
         Ok(res) => res,
         Err(_) => {
             let url = uri.path_and_query().map_or("", |p| p.as_str());
-            let sid = parse_query(url).into_iter().find(|(k, _)| k == "sid");
-            if let Some(session) = sid.and_then(|(_, sid)| engine.session_by_sid(&sid)) {
+            let query = parse_query(url);
+            let sid = query.iter().find(|(k, _)| *k == "sid");
+            if let Some(session) = sid.and_then(|(_, sid)| engine.session_by_sid(sid)) {
                 session.close(CloseReason::TransportError, Some("internal error".into()));
             }
             Ok(Response::builder()
