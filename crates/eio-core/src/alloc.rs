@@ -11,9 +11,11 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 
-/// Blocks of at least this many bytes go to the large allocator: the
-/// smallest buffer the message pool keeps.
-pub const LARGE: usize = crate::protocol::pool::MIN;
+/// Blocks of at least this many bytes go to the large allocator: where
+/// jemalloc's own large (page-run) classes begin. Smaller buffers that come
+/// and go per request (hyper's 8 KiB reads) stay with jemalloc, which was
+/// about 7% faster on the polling echo than with a 4 KiB line.
+pub const LARGE: usize = 16 * 1024;
 
 /// Blocks under [`LARGE`] bytes from `S`, the others from `L`.
 pub struct Split<S, L> {
