@@ -59,11 +59,23 @@ impl Fields {
     /// Appends a pair whose name is lowered (ASCII) and whose value bytes
     /// are decoded as Latin-1, as Node's HTTP parser does.
     pub fn push_header(&mut self, name: &str, value: &[u8]) {
-        self.text
-            .extend(name.chars().map(|c| c.to_ascii_lowercase()));
-        let name_end = self.text.len() as u32;
+        let name_end = self.push_lowered_name(name);
         push_latin1(&mut self.text, value);
         self.ends.push((name_end, self.text.len() as u32));
+    }
+
+    /// Appends a pair whose name is lowered (ASCII); the value is already
+    /// decoded (a header Node parsed).
+    pub fn push_lowered(&mut self, name: &str, value: &str) {
+        let name_end = self.push_lowered_name(name);
+        self.text.push_str(value);
+        self.ends.push((name_end, self.text.len() as u32));
+    }
+
+    fn push_lowered_name(&mut self, name: &str) -> u32 {
+        self.text
+            .extend(name.chars().map(|c| c.to_ascii_lowercase()));
+        self.text.len() as u32
     }
 
     /// The pairs, in order.
@@ -225,11 +237,18 @@ mod tests {
         f.push_header("X-Name", b"caf\xe9");
         f.push_header("accept", b"*/*");
         f.push_header("x-name", b"");
+        // A value Node already decoded is kept as it is.
+        f.push_lowered("User-Agent", "\u{e9}\u{2713}");
         let r = RequestInfo::with_fields(method_name("GET"), "/".into(), "1.1", f, None);
         let all: Vec<_> = r.headers().collect();
         assert_eq!(
             all,
-            [("x-name", "caf\u{e9}"), ("accept", "*/*"), ("x-name", "")]
+            [
+                ("x-name", "caf\u{e9}"),
+                ("accept", "*/*"),
+                ("x-name", ""),
+                ("user-agent", "\u{e9}\u{2713}")
+            ]
         );
         assert_eq!(r.header("x-name"), Some("caf\u{e9}"));
         assert_eq!(r.header("nope"), None);

@@ -3,7 +3,7 @@
 //! connections arrive as a socket the engine now owns (a duplicated file
 //! descriptor) or as a byte stream the application carries (TLS).
 
-use crate::engine::{Engine, Event, RequestInfo};
+use crate::engine::{method_name, Engine, Event, Fields, RequestInfo};
 use crate::transport::polling::{self, Served};
 use crate::transport::websocket::{self, Refusal};
 use crate::transport::ws::WsIo;
@@ -162,16 +162,19 @@ pub struct PollRequest {
 
 impl PollRequest {
     fn into_info(self, id: u64) -> RequestInfo {
-        let headers = [
+        let mut headers = Fields::default();
+        for (k, v) in [
             ("origin", self.origin),
             ("content-type", self.content_type),
             ("user-agent", self.user_agent),
             ("accept-encoding", self.accept_encoding),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v?)))
-        .collect();
-        let mut info = RequestInfo::new(self.method, self.url, "1.1", headers, None);
+        ] {
+            if let Some(v) = v {
+                headers.push(k, &v);
+            }
+        }
+        let method = method_name(self.method);
+        let mut info = RequestInfo::with_fields(method, self.url, "1.1", headers, None);
         info.id = id;
         info.held_by_app = true;
         info
@@ -180,10 +183,9 @@ impl PollRequest {
 
 impl NodeRequest {
     fn into_info(self, id: u64) -> RequestInfo {
-        let mut it = self.raw_headers.into_iter();
-        let mut headers = Vec::new();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            headers.push((k.to_ascii_lowercase(), v));
+        let mut headers = Fields::default();
+        for pair in self.raw_headers.chunks_exact(2) {
+            headers.push_lowered(&pair[0], &pair[1]);
         }
         let remote = self
             .remote_address
@@ -195,7 +197,8 @@ impl NodeRequest {
         } else {
             "1.1"
         };
-        let mut info = RequestInfo::new(self.method, self.url, version, headers, remote);
+        let method = method_name(self.method);
+        let mut info = RequestInfo::with_fields(method, self.url, version, headers, remote);
         info.id = id;
         info.held_by_app = true;
         info

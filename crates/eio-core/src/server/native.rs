@@ -339,7 +339,6 @@ pub fn request_info<B>(req: &Request<B>, remote: Option<SocketAddr>) -> RequestI
     let bytes = map.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
     let mut headers = Fields::with_capacity(map.len(), bytes);
     for (k, v) in map {
-        // hyper's names are lower case already.
         headers.push_header(k.as_str(), v.as_bytes());
     }
     let version = if req.version() == http::Version::HTTP_10 {
