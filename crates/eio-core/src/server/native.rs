@@ -273,7 +273,10 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         // Node's limits: 16 KiB of headers (431 above), up to 2000 fields.
+        // The head size is checked on its own too, so that a long request
+        // target gets 431 as with Node, not hyper's 414.
         .max_buf_size(MAX_HEADER_BYTES)
+        .max_header_size(MAX_HEADER_BYTES)
         .max_headers(2000)
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
