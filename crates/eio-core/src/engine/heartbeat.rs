@@ -63,14 +63,18 @@ impl Heartbeats {
         self.earlier.notify_one();
     }
 
-    /// Drops the entries of sessions that are gone, once they outnumber
-    /// the live ones: a closed session's deadline would otherwise stay in
-    /// the heap until it falls due (up to `pingInterval + pingTimeout`),
-    /// which after many sessions close at once is memory held for nothing.
-    fn compact(&self, live: impl Fn(Handle) -> bool, live_count: usize) {
+    /// Drops the stale entries, once they outnumber the live sessions:
+    /// those of sessions that are gone, and those whose deadline moved since
+    /// (a pong moves the ping timeout's). Each would otherwise stay in the
+    /// heap until it falls due (up to `pingTimeout`), which with many
+    /// sessions is memory held, and time spent, for nothing. `current` says
+    /// whether an entry is still its session's; afterwards at most one
+    /// entry per session is left, so this runs about once per heartbeat
+    /// period.
+    fn compact(&self, current: impl Fn(Handle, u64) -> bool, live_count: usize) {
         let mut heap = self.heap.lock();
         if heap.len() > 2 * live_count + 1024 {
-            heap.retain(|Reverse((_, h, _))| live(*h));
+            heap.retain(|Reverse((_, h, g))| current(*h, *g));
             heap.shrink_to_fit();
         }
     }
@@ -103,15 +107,26 @@ pub(crate) async fn run(heartbeats: Arc<Heartbeats>, engine: Weak<EngineInner>) 
             let Some(inner) = engine.upgrade() else {
                 return;
             };
-            for (handle, generation) in due {
-                let session = inner.registry.read().by_handle.get(&handle).cloned();
-                if let Some(session) = session {
-                    session.heartbeat_due(generation);
-                }
+            // Stale entries are skipped without taking the session's lock.
+            let sessions: Vec<_> = {
+                let registry = inner.registry.read();
+                due.into_iter()
+                    .filter_map(|(handle, generation)| {
+                        let s = registry.by_handle.get(&handle)?;
+                        s.heartbeat_current(generation)
+                            .then(|| (s.clone(), generation))
+                    })
+                    .collect()
+            };
+            for (session, generation) in sessions {
+                session.heartbeat_due(generation);
             }
             let registry = inner.registry.read();
             let sessions = &registry.by_handle;
-            heartbeats.compact(|h| sessions.contains_key(&h), sessions.len());
+            heartbeats.compact(
+                |h, g| sessions.get(&h).is_some_and(|s| s.heartbeat_current(g)),
+                sessions.len(),
+            );
         }
         match next {
             Some(t) => {
@@ -137,7 +152,7 @@ mod tests {
             hb.schedule(later, h, 0);
         }
         // 10 sessions left: 2990 entries are for sessions that are gone.
-        let live = |h: Handle| h < 10;
+        let live = |h: Handle, _| h < 10;
         hb.compact(live, 10);
         assert_eq!(hb.heap.lock().len(), 10);
         // Few stale entries: left alone until they fall due.
@@ -146,5 +161,23 @@ mod tests {
         }
         hb.compact(live, 10);
         assert_eq!(hb.heap.lock().len(), 500);
+    }
+
+    #[test]
+    fn moved_deadlines_of_live_sessions_are_dropped_too() {
+        let hb = Heartbeats::new(Duration::from_secs(25), Duration::from_secs(20));
+        let later = Instant::now() + Duration::from_secs(30);
+        // 1000 live sessions whose deadline moved three times (generations
+        // 0 to 2 are stale, 3 is current), as pongs leave ping timeouts
+        // behind.
+        for g in 0..4u64 {
+            for h in 0..1000u64 {
+                hb.schedule(later, h, g);
+            }
+        }
+        hb.compact(|_, g| g == 3, 1000);
+        let heap = hb.heap.lock();
+        assert_eq!(heap.len(), 1000);
+        assert!(heap.iter().all(|Reverse((_, _, g))| *g == 3));
     }
 }

@@ -10,7 +10,7 @@ use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
 use crate::transport::polling::Framing;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
@@ -206,8 +206,6 @@ struct State {
     /// Bytes a direct write left over, with the callbacks they carried: the
     /// task writes them first.
     ws_rest: Option<(Vec<u8>, Option<u32>)>,
-    /// Moves with every heartbeat deadline; older deadlines are stale.
-    heartbeat_gen: u64,
     /// A ping went out and its pong has not come back (v4).
     awaiting_pong: bool,
     tasks: Vec<AbortHandle>,
@@ -290,6 +288,11 @@ pub struct Session {
     ping: (Duration, Duration),
     /// Mirrors `ready == Closed` for readers that must not take the lock.
     closed_flag: AtomicBool,
+    /// Moves with every heartbeat deadline, under the state lock; older
+    /// deadlines are stale. Atomic so that the heartbeat heap can drop stale
+    /// entries without taking the state lock (`rearm` holds it while it
+    /// takes the heap's).
+    heartbeat_gen: AtomicU64,
     /// Wakes whatever waits for the session to end (a POST being read).
     closed_notify: Notify,
     /// `maxBufferedBytes`, copied from the (immutable) config.
@@ -330,12 +333,12 @@ impl Session {
                 frames: Vec::new(),
                 ws_busy: false,
                 ws_rest: None,
-                heartbeat_gen: 0,
                 awaiting_pong: false,
                 tasks: Vec::new(),
             }),
             ping: (engine.config().ping_interval, engine.config().ping_timeout),
             closed_flag: AtomicBool::new(false),
+            heartbeat_gen: AtomicU64::new(0),
             closed_notify: Notify::new(),
             max_buffered: engine.config().max_buffered_bytes,
         })
@@ -987,21 +990,25 @@ impl Session {
     }
 
     /// Moves the heartbeat deadline to `after` from now.
-    fn rearm(&self, st: &mut State, after: Duration) {
-        st.heartbeat_gen += 1;
+    fn rearm(&self, _st: &mut State, after: Duration) {
+        let generation = self.heartbeat_gen.fetch_add(1, Ordering::AcqRel) + 1;
         if let Some(engine) = self.engine.upgrade() {
             let when = tokio::time::Instant::now() + after;
-            engine
-                .heartbeats
-                .schedule(when, self.handle, st.heartbeat_gen);
+            engine.heartbeats.schedule(when, self.handle, generation);
         }
+    }
+
+    /// Whether a heartbeat deadline of this `generation` is still the
+    /// session's.
+    pub(crate) fn heartbeat_current(&self, generation: u64) -> bool {
+        self.heartbeat_gen.load(Ordering::Acquire) == generation
     }
 
     /// A heartbeat deadline passed: ping (v4), or close with `ping timeout`
     /// when the pong (v4) or the client's ping (v3) did not come.
     pub(crate) fn heartbeat_due(&self, generation: u64) {
         let mut st = self.state.lock();
-        if st.ready == ReadyState::Closed || st.heartbeat_gen != generation {
+        if st.ready == ReadyState::Closed || !self.heartbeat_current(generation) {
             return;
         }
         if self.protocol == Protocol::V3 || st.awaiting_pong {
