@@ -989,7 +989,9 @@ impl Session {
         self.rearm(&mut self.state.lock(), first);
     }
 
-    /// Moves the heartbeat deadline to `after` from now.
+    /// Moves the heartbeat deadline to `after` from now. Takes the state
+    /// (unused) because the generation must move under its lock, where
+    /// [`Session::heartbeat_due`] reads it.
     fn rearm(&self, _st: &mut State, after: Duration) {
         let generation = self.heartbeat_gen.fetch_add(1, Ordering::AcqRel) + 1;
         if let Some(engine) = self.engine.upgrade() {
