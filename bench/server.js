@@ -7,7 +7,8 @@
 // kind: "eio-native" (eio-rs listen()), "eio-attach" (eio-rs attach() to a
 // Node http.Server), "engine.io" (npm engine.io from bench/.deps, listen()),
 // "engineioxide" (the pure-Rust reference, bench/reference: a child process
-// this one only relays to). Every kind runs the same echo handler. The driver
+// this one only relays to), "node-http" (Node's HTTP server alone, the floor
+// of attach() polling). Every Engine.IO kind runs the same echo handler. The driver
 // talks to it over IPC:
 //   -> { cmd: "gc" }                  <- { type: "gc", clientsCount, memory }
 //   -> { cmd: "broadcast", seq, size } <- { type: "broadcast", seq, n, jsUs }
@@ -105,6 +106,57 @@ function reference() {
   });
 }
 
+/**
+ * Node's HTTP server alone, answering the polling echo with no Engine.IO
+ * logic: a handshake, one held GET per session, and a POST answered `ok`
+ * whose body goes to the held GET as it is. The query is parsed as
+ * engine.io's `prepare()` does. What any `attach()` server pays for Node's
+ * HTTP handling; a floor, not an Engine.IO server (no heartbeat, no
+ * decoding), so only the polling echo runs it.
+ */
+function nodeHttp() {
+  const sessions = new Map();
+  let next = 0;
+  const answer = (res, type, body) => {
+    res.writeHead(200, { "Content-Type": type, "Content-Length": Buffer.byteLength(body) });
+    res.end(body);
+  };
+  const server = http.createServer((req, res) => {
+    const query = Object.fromEntries(new URL(req.url, "http://localhost").searchParams);
+    const session = sessions.get(query.sid);
+    if (!session) {
+      const sid = `s${next++}`;
+      sessions.set(sid, { get: null, queued: [] });
+      const open = { sid, upgrades: [], pingInterval: 25000, pingTimeout: 20000, maxPayload: 1e6 };
+      return answer(res, "text/plain; charset=UTF-8", `0${JSON.stringify(open)}`);
+    }
+    if (req.method === "GET") {
+      if (!session.queued.length) {
+        session.get = res;
+        res.on("close", () => session.get === res && (session.get = null));
+        return;
+      }
+      const body = session.queued.join("\x1e");
+      session.queued = [];
+      return answer(res, "text/plain; charset=UTF-8", body);
+    }
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString();
+      answer(res, "text/html", "ok");
+      if (session.get) {
+        const get = session.get;
+        session.get = null;
+        answer(get, "text/plain; charset=UTF-8", body);
+      } else session.queued.push(body);
+    });
+  });
+  server.listen(0, "127.0.0.1", () =>
+    send({ type: "ready", port: server.address().port, pid: process.pid, node: process.version }),
+  );
+}
+
 function main() {
   switch (kind) {
     case "eio-native": {
@@ -154,6 +206,9 @@ function main() {
     }
     case "engineioxide":
       reference();
+      break;
+    case "node-http":
+      nodeHttp();
       break;
     default:
       throw new Error(`unknown server kind ${kind}`);
