@@ -266,3 +266,36 @@ test("a bridged request served on the runtime is answered when its answer comes 
   ]);
   assert.equal(res, "4waiting");
 });
+
+test("req._query is engine.io's: the query the url had when the request came in", async () => {
+  const server = http.createServer();
+  const engine = attach(server);
+  echo(engine);
+  const seen = [];
+  engine.use((req, res, next) => {
+    // A middleware that rewrites the url does not change the query the
+    // engine prepared, as with engine.io.
+    req.url = req.url.replace("transport=polling", "transport=polling&extra=1");
+    seen.push({ ...req._query });
+    seen.push(Object.keys(req).includes("_query"));
+    req._query = { replaced: "yes" };
+    seen.push(req._query.replaced);
+    next();
+  });
+  const port = await listen(server);
+  const hs = await fetch(`http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling&a=%20b`);
+  assert.equal(hs.status, 200);
+  assert.deepEqual(seen, [{ EIO: "4", transport: "polling", a: " b" }, true, "yes"]);
+  // A query something set before the engine saw the request is kept.
+  const other = http.createServer((req, res) => {
+    req._query = { from: "connect" };
+    engine.handleRequest(req, res);
+  });
+  seen.length = 0;
+  const port2 = await listen(other);
+  await fetch(`http://127.0.0.1:${port2}/engine.io/?EIO=4&transport=polling`);
+  assert.deepEqual(seen[0], { from: "connect" });
+  engine.close();
+  await close(server);
+  await close(other);
+});

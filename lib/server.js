@@ -7,7 +7,7 @@ const { EngineRequest } = require("./request");
 const { Socket, LISTEN } = require("./socket");
 const { NativeResponse, flattenHeaders } = require("./response");
 const bridge = require("./bridge");
-const { parseQuery } = require("./request");
+const { lazyQuery } = require("./request");
 
 // Event kinds of the native batches (src/events.rs).
 const CONNECTION = 0;
@@ -208,7 +208,7 @@ class Server extends EventEmitter {
 
   /** Fills `req._query`, unless something (connect) already did. */
   prepare(req) {
-    if (!req._query) req._query = parseQuery(req.url);
+    if (!req._query) lazyQuery(req);
   }
 
   /**
