@@ -109,10 +109,9 @@ function reference() {
 /**
  * Node's HTTP server alone, answering the polling echo with no Engine.IO
  * logic: a handshake, one held GET per session, and a POST answered `ok`
- * whose body goes to the held GET as it is. The query is parsed as
- * engine.io's `prepare()` does. What any `attach()` server pays for Node's
- * HTTP handling; a floor, not an Engine.IO server (no heartbeat, no
- * decoding), so only the polling echo runs it.
+ * whose body goes to the held GET as it is. What any `attach()` server pays
+ * for Node's HTTP handling; a floor, not an Engine.IO server (no heartbeat,
+ * no decoding), so only the polling echo runs it.
  */
 function nodeHttp() {
   const sessions = new Map();
@@ -122,8 +121,10 @@ function nodeHttp() {
     res.end(body);
   };
   const server = http.createServer((req, res) => {
-    const query = Object.fromEntries(new URL(req.url, "http://localhost").searchParams);
-    const session = sessions.get(query.sid);
+    // The sid alone, found without parsing the query (which eio-rs's
+    // attach() does not parse in JS either).
+    const at = req.url.indexOf("sid=");
+    const session = at < 0 ? undefined : sessions.get(req.url.slice(at + 4).split("&", 1)[0]);
     if (!session) {
       const sid = `s${next++}`;
       sessions.set(sid, { get: null, queued: [] });
