@@ -188,9 +188,23 @@ pub fn parse_query(url: &str) -> Fields {
         return Fields::default();
     };
     let q = q.split('#').next().unwrap_or("");
-    let mut fields = Fields::with_capacity(q.bytes().filter(|&b| b == b'&').count() + 1, q.len());
-    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-        fields.push(&k, &v);
+    let (mut pairs, mut plain) = (1, true);
+    for b in q.bytes() {
+        pairs += usize::from(b == b'&');
+        plain &= b != b'%' && b != b'+';
+    }
+    let mut fields = Fields::with_capacity(pairs, q.len());
+    if plain {
+        // Nothing to decode, as in every request an Engine.IO client makes:
+        // the pairs go in as they are, without the decoder's per-pair scans.
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            fields.push(k, v);
+        }
+    } else {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            fields.push(&k, &v);
+        }
     }
     fields
 }
@@ -214,6 +228,47 @@ pub fn has_invalid_header_char(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_queries_split_as_the_decoder_splits_them() {
+        for q in [
+            "EIO=4&transport=polling&t=PZ1x2&sid=abc_-DEF123",
+            "a&&b=1&c=&=d&e=f=g&&",
+            "",
+            "&",
+            "x",
+            "é=ü&ü",
+            "a=1#frag&b=2",
+        ] {
+            let got: Vec<(String, String)> = parse_query(&format!("/p?{q}"))
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let q = q.split('#').next().unwrap();
+            let want: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(got, want, "{q:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The split for plain queries and the decoder agree on any query.
+        #[test]
+        fn any_query_parses_as_the_decoder_does(
+            q in "[a-z0-9=&%+#é_.-]{0,40}",
+        ) {
+            let got: Vec<(String, String)> = parse_query(&format!("/p?{q}"))
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let q = q.split('#').next().unwrap();
+            let want: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn query_like_url_search_params() {
