@@ -1118,7 +1118,8 @@ async function main() {
       `engine.io ${ei.version}, ws ${ei.ws}, bufferutil: ${ei.bufferutil ? "yes" : "NOT FOUND"}`,
     );
   const rx = env.serverInfo[REFERENCE];
-  if (rx) console.log(`engineioxide ${rx.version} (bench/reference), one tokio worker thread`);
+  if (rx)
+    console.log(`engineioxide ${ENGINEIOXIDE_VERSION} (bench/reference), one tokio worker thread`);
   fs.writeFileSync(
     path.join(BENCH, "last-run.json"),
     JSON.stringify({ info, rows, raw }, null, 2) + "\n",

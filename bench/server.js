@@ -81,8 +81,6 @@ function reference() {
     console.error(`eio-reference exited (code ${code}, signal ${signal})`);
     process.exit(1);
   });
-  const lock = fs.readFileSync(path.join(__dirname, "reference", "Cargo.lock"), "utf8");
-  const version = (/name = "engineioxide"\nversion = "([^"]+)"/.exec(lock) || [])[1];
   const replies = [];
   let pid = null;
   readline.createInterface({ input: child.stdout }).on("line", (line) => {
@@ -98,7 +96,7 @@ function reference() {
         });
         child.stdin.write("gc\n");
       });
-      send({ type: "ready", port: m.port, pid, node: process.version, version });
+      send({ type: "ready", port: m.port, pid, node: process.version });
     } else {
       const reply = replies.shift();
       if (reply) reply(m);
