@@ -78,6 +78,12 @@ impl Fields {
         self.text.len() as u32
     }
 
+    /// The value of the last pair named `name` (as `Object.fromEntries`
+    /// keeps it for a query).
+    pub fn last(&self, name: &str) -> Option<&str> {
+        self.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
     /// The pairs, in order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
         (0..self.ends.len()).map(|i| {
@@ -142,11 +148,7 @@ impl RequestInfo {
 
     /// A query parameter; the last one wins, as with `Object.fromEntries`.
     pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
+        self.query.last(key)
     }
 
     /// A header by lower-case name (the first one).

@@ -306,8 +306,7 @@ async fn guarded(
         Err(_) => {
             let url = uri.path_and_query().map_or("", |p| p.as_str());
             let query = parse_query(url);
-            let sid = query.iter().find(|(k, _)| *k == "sid");
-            if let Some(session) = sid.and_then(|(_, sid)| engine.session_by_sid(sid)) {
+            if let Some(session) = query.last("sid").and_then(|sid| engine.session_by_sid(sid)) {
                 session.close(CloseReason::TransportError, Some("internal error".into()));
             }
             Ok(Response::builder()
