@@ -27,8 +27,9 @@ function settle(req, value) {
 
 // `_query` as engine.io's prepare() fills it, parsed on first read: the
 // engine parses the query itself, so most polling requests never need it in
-// JS (the parse was about 4% of attach() polling's CPU). It is the query of
-// the url the request had when it was prepared, as with engine.io.
+// JS (the URL parse cost about 5 µs a request in attach() polling). It is
+// the query of the url the request had when it was prepared, as with
+// engine.io.
 const LAZY_QUERY = {
   get() {
     return settle(this, parseQuery(this[PREPARED_URL]));
