@@ -717,6 +717,11 @@ class Server extends EventEmitter {
   }
 
   _onConnection(handle, sid, protocol, transport, req) {
+    // A Node request's peer address is read now, while its connection is
+    // open (engine.io reads it in the Socket constructor): Node keeps it
+    // once read, and a polling client may close that connection before
+    // anything asks for `socket.remoteAddress` (Socket.IO's handshake does).
+    if (typeof req !== "string" && req.connection) void req.connection.remoteAddress;
     const socket = new Socket(this, handle, sid, protocol, transport, req);
     this._sockets.set(handle, socket);
     this.clients[sid] = socket;
