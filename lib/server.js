@@ -111,6 +111,9 @@ class Server extends EventEmitter {
     this._responses = new Map();
     this._draining = false;
     this._doneLater = [];
+    // Which `_drain` call is running (see `_closeAfterTicks`).
+    this._drainNo = 0;
+    this._closesLater = [];
     this._carried = new Map();
     this._headerListeners = 0;
     // The numeric results of the fast calls (src/fast.rs).
@@ -460,6 +463,7 @@ class Server extends EventEmitter {
   _drain() {
     if (this._draining) return;
     this._draining = true;
+    this._drainNo++;
     try {
       for (;;) {
         const ev = binding.engineTakeEvents(this._id);
@@ -494,6 +498,7 @@ class Server extends EventEmitter {
             const data = ev[i + 2];
             i += 3;
             if (socket) {
+              socket._drainNo = this._drainNo;
               socket.emit("data", data);
               socket.emit("message", data);
             }
@@ -504,7 +509,12 @@ class Server extends EventEmitter {
             const reason = ev[i + 2];
             const description = ev[i + 3];
             i += 4;
-            this._onClose(handle, reason, description);
+            const socket = this._sockets.get(handle);
+            if (socket && socket._drainNo === this._drainNo) {
+              this._closeAfterTicks(handle, reason, description);
+            } else {
+              this._onClose(handle, reason, description);
+            }
             break;
           }
           case UPGRADING:
@@ -553,7 +563,9 @@ class Server extends EventEmitter {
             const packet = { type: ev[i + 2] };
             if (ev[i + 3] !== undefined) packet.data = ev[i + 3];
             i += 4;
-            if (socket) socket.emit(kind === PACKET ? "packet" : "packetCreate", packet);
+            if (!socket) break;
+            if (kind === PACKET) socket._drainNo = this._drainNo;
+            socket.emit(kind === PACKET ? "packet" : "packetCreate", packet);
             break;
           }
           case HOOK: {
@@ -733,6 +745,23 @@ class Server extends EventEmitter {
       // `open` before the `connection` handlers ran (as with engine.io).
       this._native.ackOpen(handle);
     }
+  }
+
+  /**
+   * Closes a socket whose packets were handled earlier in this same drain,
+   * once the work their handlers deferred has run. engine.io learns of a
+   * closed connection in a later I/O callback than its last packets, so
+   * what a `data` handler put off with `process.nextTick` (Socket.IO
+   * handles every packet so, a DISCONNECT included) runs before `close`.
+   */
+  _closeAfterTicks(handle, reason, description) {
+    const later = this._closesLater;
+    later.push(handle, reason, description);
+    if (later.length > 3) return;
+    setImmediate(() => {
+      this._closesLater = [];
+      for (let i = 0; i < later.length; i += 3) this._onClose(later[i], later[i + 1], later[i + 2]);
+    });
   }
 
   _onClose(handle, reason, description) {

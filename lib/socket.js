@@ -69,6 +69,8 @@ class Socket extends EventEmitter {
     this.upgrading = false;
     this.upgraded = false;
     this._handle = handle;
+    // The server's `_drain` call that last handed this socket a packet.
+    this._drainNo = 0;
     this._readyState = "open";
     // What only some applications read is made when first read: an idle
     // session costs little JS memory.
