@@ -568,13 +568,11 @@ impl Session {
         if st.ready == ReadyState::Closed || st.buffer.is_empty() || !st.acked {
             return;
         }
-        let probed = matches!(st.upgrade, Upgrade::Probed(_));
         match &mut st.slot {
+            // Also while upgrading, as engine.io does: what the application
+            // sends then (Socket.IO's CONNECT answer, typically) goes out
+            // in the poll rather than after the upgrade.
             Slot::Polling(p) => {
-                if probed {
-                    // The NOOP rule: while upgrading, polls only release.
-                    return;
-                }
                 if let Some((_, tx)) = p.get.take() {
                     let close = std::mem::take(&mut p.should_close);
                     let (mut packets, _, compress, callbacks) = self.take_batch(st, close);
@@ -653,7 +651,6 @@ impl Session {
         if st.ready == ReadyState::Closed {
             return PollStart::Closed;
         }
-        let probed = matches!(st.upgrade, Upgrade::Probed(_));
         let Slot::Polling(p) = &mut st.slot else {
             return PollStart::Closed;
         };
@@ -665,8 +662,9 @@ impl Session {
             );
             return PollStart::Overlap;
         }
-        // While upgrading, a poll waits for the next upgrade tick's noop.
-        if probed || !st.acked || (st.buffer.is_empty() && !p.should_close) {
+        // With nothing to send (while upgrading too: then the next upgrade
+        // tick answers it with a noop), the poll waits.
+        if !st.acked || (st.buffer.is_empty() && !p.should_close) {
             if let Some(w) = waiter.take() {
                 p.get = Some((id, w));
             }
@@ -955,8 +953,6 @@ impl Session {
                 handle: self.handle,
             });
         }
-        // Packets held back by the NOOP rule may go to a waiting poll now.
-        self.flush(st);
     }
 
     /// The transport `id` failed or ended. Only the session's current
