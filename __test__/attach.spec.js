@@ -222,13 +222,15 @@ test("a bridged request served on the runtime is answered when its answer comes 
   let other;
   const server = http.createServer((req, res) => {
     if (armed && req.method === "GET" && req.url.includes(armed)) {
-      // Events wait when the engine gets the GET: `other`'s packetCreate,
-      // whose slow handler lets the runtime queue the GET's headers hook.
+      // Events wait when the engine gets the GET: `other`'s drain (its
+      // message went straight to its WebSocket), whose slow handler lets
+      // the runtime queue the GET's headers hook.
       armed = null;
       other.send("queued before");
     }
     engine.handleRequest(req, res);
   });
+  server.on("upgrade", (req, socket, head) => engine.handleUpgrade(req, socket, head));
   const engine = new Server();
   let slowHeaders = false;
   engine.on("headers", () => {
@@ -254,9 +256,11 @@ test("a bridged request served on the runtime is answered when its answer comes 
     return { sid, socket };
   };
   const a = await open();
-  const b = await open();
-  other = b.socket;
-  other.on("packetCreate", () => spin(50));
+  const conn = once(engine, "connection");
+  const wsClient = new ClientSocket(`ws://127.0.0.1:${port}`, { transports: ["websocket"] });
+  t.after(() => wsClient.close());
+  [other] = await conn;
+  other.on("drain", () => spin(50));
   a.socket.send("waiting");
   armed = a.sid;
   slowHeaders = true;

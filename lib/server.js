@@ -561,6 +561,8 @@ class Server extends EventEmitter {
           case PACKET_CREATE: {
             const socket = this._sockets.get(ev[i + 1]);
             const packet = { type: ev[i + 2] };
+            // engine.io's sendPacket() gives every packet it creates options.
+            if (kind === PACKET_CREATE) packet.options = { compress: true };
             if (ev[i + 3] !== undefined) packet.data = ev[i + 3];
             i += 4;
             if (!socket) break;

@@ -186,6 +186,15 @@ class Socket extends EventEmitter {
     if (this._readyState === "closing" || this._readyState === "closed") return this;
     const hasCallback = typeof callback === "function";
     const compress = !options || options.compress !== false;
+    if (this.listenerCount("packetCreate") !== 0) {
+      // As engine.io: announced before it is queued, with the caller's
+      // options (Socket.IO reads `compress` and `wsPreEncodedFrame` there).
+      options = options || {};
+      options.compress = compress;
+      const packet = { type: "message", options };
+      if (data) packet.data = data;
+      this.emit("packetCreate", packet);
+    }
     const frame = options && options.wsPreEncodedFrame;
     // As engine.io: a pre-encoded frame is used on a WebSocket without
     // permessage-deflate.

@@ -413,7 +413,7 @@ impl Session {
             kind: PacketType::Message,
             data,
         };
-        self.queue(packet, compress, callback, None)
+        self.queue(packet, compress, callback, None, false)
     }
 
     /// [`Session::send`] with a frame the application encoded itself
@@ -424,13 +424,13 @@ impl Session {
             kind: PacketType::Message,
             data,
         };
-        self.queue(packet, true, callback, Some(frame))
+        self.queue(packet, true, callback, Some(frame), false)
     }
 
     /// [`Session::send`] for data the caller still owns, written to the
     /// socket at once when nothing is queued or in flight before it (a
-    /// WebSocket written from the calling thread, with no `packetCreate` or
-    /// `flush` listener, which need the packet). `None` when that is not the
+    /// WebSocket written from the calling thread, with no `flush` listener,
+    /// which needs the packet). `None` when that is not the
     /// case: the caller then sends an owned copy with [`Session::send`].
     pub fn send_now(&self, data: MessageRef<'_>, callback: bool) -> Option<bool> {
         let mut st = self.state.lock();
@@ -441,7 +441,6 @@ impl Session {
             || st.open_packets > 0
             || !st.buffer.is_empty()
             || st.ws_busy
-            || self.listens(Listen::PACKET_CREATE)
             || self.listens(Listen::FLUSH)
         {
             return None;
@@ -468,15 +467,25 @@ impl Session {
     }
 
     pub(crate) fn send_packet(&self, packet: Packet, callback: bool) -> bool {
-        self.queue(packet, true, callback, None)
+        self.queue(packet, true, callback, None, true)
     }
 
-    fn queue(&self, packet: Packet, compress: bool, callback: bool, frame: Option<Bytes>) -> bool {
+    /// Buffers `packet` and flushes. `announce`: emit `packetCreate` for
+    /// it; the application's own messages are announced by the JS `send()`,
+    /// synchronously and with their options, as engine.io does.
+    fn queue(
+        &self,
+        packet: Packet,
+        compress: bool,
+        callback: bool,
+        frame: Option<Bytes>,
+        announce: bool,
+    ) -> bool {
         let mut st = self.state.lock();
         if st.ready != ReadyState::Open {
             return false;
         }
-        if self.listens(Listen::PACKET_CREATE) {
+        if announce && self.listens(Listen::PACKET_CREATE) {
             self.emit(Event::PacketCreate {
                 handle: self.handle,
                 packet: packet.clone(),
