@@ -23,7 +23,7 @@ class Transport extends EventEmitter {
     this.name = name;
     this.sid = socket.id;
     this.protocol = socket.protocol;
-    this.writable = true;
+    this._socket = socket;
     this._readyState = "open";
     this._server = socket.server;
     // `headers` listeners make the engine ask JS for response headers.
@@ -39,11 +39,41 @@ class Transport extends EventEmitter {
     return this.name === "websocket";
   }
 
+  /**
+   * Whether a packet sent now would go out at once (Socket.IO drops its
+   * `volatile` packets otherwise). As with engine.io, it is false from a
+   * send until the next tick: engine.io's transport becomes writable again
+   * when the socket's write callback runs.
+   */
+  get writable() {
+    const socket = this._socket;
+    if (this._readyState !== "open" || socket._transportName() !== this.name) return false;
+    if (socket._sentEpoch === epoch) return false;
+    return socket.server._native.socketWritable(socket._handle);
+  }
+
   _close() {
     if (this._readyState === "closed") return;
     this._readyState = "closed";
-    this.writable = false;
     this.emit("close");
+  }
+}
+
+// Sends made in the current tick (see `Transport#writable`): a counter that
+// moves on once per tick that sends, instead of a callback per send.
+let epoch = 0;
+let epochEnding = false;
+
+function endEpoch() {
+  epoch++;
+  epochEnding = false;
+}
+
+function sentThisTick(socket) {
+  socket._sentEpoch = epoch;
+  if (!epochEnding) {
+    epochEnding = true;
+    process.nextTick(endEpoch);
   }
 }
 
@@ -71,6 +101,8 @@ class Socket extends EventEmitter {
     this._handle = handle;
     // The server's `_drain` call that last handed this socket a packet.
     this._drainNo = 0;
+    // The tick of its last send (see `Transport#writable`).
+    this._sentEpoch = -1;
     this._readyState = "open";
     // What only some applications read is made when first read: an idle
     // session costs little JS memory.
@@ -195,6 +227,7 @@ class Socket extends EventEmitter {
       if (data) packet.data = data;
       this.emit("packetCreate", packet);
     }
+    sentThisTick(this);
     const frame = options && options.wsPreEncodedFrame;
     // As engine.io: a pre-encoded frame is used on a WebSocket without
     // permessage-deflate.

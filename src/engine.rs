@@ -235,6 +235,15 @@ impl BindingEngine {
         })
     }
 
+    /// Whether a packet sent on this session now would go out at once
+    /// (engine.io's `transport.writable`).
+    #[napi(catch_unwind)]
+    pub fn socket_writable(&self, handle: f64) -> bool {
+        self.engine()
+            .session(handle as u64)
+            .is_some_and(|s| s.writable())
+    }
+
     /// How many sessions are open.
     #[napi(getter)]
     pub fn clients_count(&self) -> u32 {

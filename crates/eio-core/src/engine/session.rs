@@ -388,6 +388,20 @@ impl Session {
         self.state.lock().buffer.len()
     }
 
+    /// engine.io's `transport.writable`: a packet sent now would go out at
+    /// once. Polling: a GET is waiting. WebSocket: nothing is queued or in
+    /// flight. (Socket.IO drops a `volatile` packet when this is false.)
+    pub fn writable(&self) -> bool {
+        let st = self.state.lock();
+        if st.ready != ReadyState::Open || !st.buffer.is_empty() {
+            return false;
+        }
+        match &st.slot {
+            Slot::Polling(p) => p.get.is_some(),
+            Slot::WebSocket(_) => !st.ws_busy,
+        }
+    }
+
     /// Whether the session is closed.
     pub fn is_closed(&self) -> bool {
         self.closed_flag.load(Ordering::Acquire)
