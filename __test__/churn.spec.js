@@ -79,13 +79,16 @@ const kinds = {
     assert.equal(await bye.text(), "ok");
     return "transport close";
   },
-  /** Polling by hand, closed by the server: the next poll carries the close packet. */
+  /**
+   * Polling by hand, closed by the server: the next poll carries a noop and
+   * the close packet (engine.io's answer when no poll waited at the close).
+   */
   async pollingServerClose(port) {
     const url = `http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling`;
     const sid = JSON.parse((await (await fetch(url)).text()).slice(1)).sid;
     const post = await fetch(`${url}&sid=${sid}`, { method: "POST", body: "4bye" });
     assert.equal(await post.text(), "ok");
-    assert.equal(await (await fetch(`${url}&sid=${sid}`)).text(), "1");
+    assert.equal(await (await fetch(`${url}&sid=${sid}`)).text(), "6\x1e1");
     return "forced close";
   },
   /** The real client: polling, upgraded to WebSocket, closed by the client. */

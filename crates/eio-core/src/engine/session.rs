@@ -596,17 +596,12 @@ impl Session {
             // sends then (Socket.IO's CONNECT answer, typically) goes out
             // in the poll rather than after the upgrade.
             Slot::Polling(p) => {
+                // (No poll waits while a close is pending: the close
+                // answers the next one.)
                 if let Some((_, tx)) = p.get.take() {
-                    let close = std::mem::take(&mut p.should_close);
-                    let (mut packets, _, compress, callbacks) = self.take_batch(st, close);
-                    if close {
-                        packets.push(Packet::empty(PacketType::Close));
-                    }
+                    let (packets, _, compress, callbacks) = self.take_batch(st, false);
                     tx.send(Batch { packets, compress });
                     self.drained(callbacks);
-                    if close {
-                        self.close_locked(st, CloseReason::ForcedClose, None);
-                    }
                 }
             }
             Slot::WebSocket(link) => {
@@ -693,15 +688,21 @@ impl Session {
             }
             return PollStart::Wait(id);
         }
-        let close = std::mem::take(&mut p.should_close);
-        let (mut packets, _, compress, callbacks) = self.take_batch(st, close);
-        if close {
-            packets.push(Packet::empty(PacketType::Close));
-        }
-        self.drained(callbacks);
-        if close {
+        if p.should_close && st.buffer.is_empty() {
+            // engine.io's `shouldClose`: the close goes in a poll of its
+            // own, after a noop, once the buffer went out.
+            p.should_close = false;
             self.close_locked(st, CloseReason::ForcedClose, None);
+            return PollStart::Ready(Batch {
+                packets: vec![
+                    Packet::empty(PacketType::Noop),
+                    Packet::empty(PacketType::Close),
+                ],
+                compress: false,
+            });
         }
+        let (packets, _, compress, callbacks) = self.take_batch(st, false);
+        self.drained(callbacks);
         PollStart::Ready(Batch { packets, compress })
     }
 
@@ -1125,7 +1126,9 @@ impl Session {
                 } else if discard {
                     self.close_locked(st, CloseReason::ForcedClose, None);
                 } else {
-                    // The next poll takes the buffer and the close packet.
+                    // The next poll takes the buffer, if any; the one after
+                    // it (or this one, if nothing is buffered) a noop and
+                    // the close packet, as with engine.io.
                     p.should_close = true;
                     self.close_later(st);
                 }
