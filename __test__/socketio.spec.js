@@ -220,3 +220,67 @@ test("Socket.IO on eio-rs: namespace middleware errors reach the client, other n
     await close();
   }
 });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (boundedly) until `socket`'s transport is writable. */
+async function writable(socket) {
+  for (let i = 0; !socket.conn.transport.writable && i < 200; i++) await sleep(5);
+  assert.equal(socket.conn.transport.writable, true, socket.conn.transport.name);
+}
+
+test("Socket.IO on eio-rs: volatile packets are dropped while the transport is busy, as with engine.io", async () => {
+  const { io, url, close } = await setups["io.bind() to listen()"]();
+  const clients = [];
+  try {
+    for (const transports of [["websocket"], ["polling"]]) {
+      const connected = once(io, "connection");
+      const client = await connect(url, { transports });
+      clients.push(client);
+      const [socket] = await connected;
+      const got = [];
+      client.on("ev", (n) => got.push(n));
+      await writable(socket);
+      // Two in a row: the first makes the transport busy until the next
+      // tick (WebSocket) or the next poll (polling), so the second is lost.
+      socket.volatile.emit("ev", 1);
+      socket.volatile.emit("ev", 2);
+      // A regular packet is never dropped, and queues behind the busy transport.
+      socket.emit("ev", 3);
+      for (let i = 0; got.length < 2 && i < 200; i++) await sleep(5);
+      assert.deepEqual(got, [1, 3], transports[0]);
+      // Once the transport is free again (polling: the next poll came), a
+      // volatile packet goes out.
+      await writable(socket);
+      socket.volatile.emit("ev", 4);
+      assert.deepEqual(await once(client, "ev"), [4]);
+    }
+  } finally {
+    for (const c of clients) c.disconnect();
+    await close();
+  }
+});
+
+test("Socket.IO on eio-rs: packetCreate carries the send options, synchronously", async () => {
+  const { io, url, close } = await setups["io.bind() to listen()"]();
+  const client = await connect(url, { transports: ["websocket"] });
+  try {
+    const [socket] = io.sockets.sockets.values();
+    const created = [];
+    socket.conn.on("packetCreate", (packet) => created.push(packet));
+    socket.compress(false).emit("a", 1);
+    // Announced before emit() returned, with the options Socket.IO passed.
+    assert.equal(created.length, 1);
+    assert.equal(created[0].type, "message");
+    assert.equal(created[0].options.compress, false);
+    assert.equal(created[0].data, '2["a",1]');
+    io.emit("b");
+    // A broadcast hands each WebSocket the frame it encoded once.
+    assert.ok(Array.isArray(created[1].options.wsPreEncodedFrame));
+    assert.equal(created[1].options.compress, true);
+    await once(client, "b");
+  } finally {
+    client.disconnect();
+    await close();
+  }
+});
