@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
- * upstream-suite.js — run the upstream engine.io / engine.io-client mocha
- * suites, unchanged, against a given engine package and print the counts.
+ * upstream-suite.js — run the upstream engine.io / engine.io-client / socket.io
+ * mocha suites, unchanged, against a given engine package and print the counts.
  *
  *   node scripts/upstream-suite.js <socket.io-checkout>
- *     [--suite engine.io|engine.io-client|all]   (default: all)
+ *     [--suite engine.io|engine.io-client|socket.io|all]   (default: all)
  *     [--mode default|v3|both]                   (engine.io suite; default: both)
  *     [--client-mode default|fetch|builtin-ws|all] (client suite; default: default)
  *     [--against <module-path-or-npm-spec>]      (default: this repo's root)
@@ -36,6 +36,16 @@
  *   --client-mode fetch / builtin-ws add upstream's "test:node-fetch"
  *   (USE_FETCH=1) and "test:node-builtin-ws" (USE_BUILTIN_WS=1; on Node < 22
  *   node gets --experimental-websocket, as upstream CI runs Node 24).
+ * - socket.io suite: Socket.IO BUILT FROM THE CHECKOUT'S SOURCE on top of the
+ *   package under test. <repo>/.upstream/run-socket.io/ gets a copy of
+ *   packages/socket.io (lib/, test/, client-dist/; unchanged) and a
+ *   package.json whose main is lib/index.ts, run with tsx as upstream does;
+ *   its require("engine.io") gets the same shim. Runs mocha on the files
+ *   test/index.ts requires, minus test/uws.ts (uWebSockets.js is a GitHub
+ *   dependency, not on npm; eio-rs has no uServer either), with upstream's
+ *   10 s test timeout. The two large fixtures test/fixtures/big.{json,jpg}
+ *   are absent from some snapshots; stand-ins of similar size are written
+ *   then (and said so).
  * - Each mocha run: no --bail, --exit, mocha's default 2000 ms per-test
  *   timeout (upstream has no .mocharc and sets none), its own process group,
  *   killed as a group after --run-timeout seconds (default 600).
@@ -46,6 +56,10 @@
  *   engine.io default: 174 passed, 0 failed, 2 pending (2 it.skip upstream)
  *   engine.io v3:      173 passed, 1 failed, 2 pending
  *   engine.io-client:   83 passed, 0 failed, 1 pending (1 it.skip upstream)
+ *   socket.io:         193 passed, 1 failed, 0 pending
+ * The socket.io failure, "graceful close should stop socket and timers",
+ * runs test/fixtures/server-close.ts with plain node, which Node 20 cannot
+ * (no TypeScript stripping).
  * The v3 failure, "server messages should arrive when content is sent with
  * chunked transfer-encoding (polling)", is a test/engine mismatch upstream:
  * the test POSTs with EIO=4 on a session opened by the v3 client, and
@@ -116,6 +130,17 @@ const TEST_DEPS = {
   "@babel/preset-env": "7.24.7",
   "@babel/plugin-transform-object-assign": "7.24.7",
   "@babel/plugin-transform-classes": "7.24.7",
+  // socket.io suite: runtime deps of Socket.IO built from source
+  // (packages/socket.io/package.json "dependencies", the workspace packages
+  // at the checkout's versions) and its test-only deps
+  accepts: "1.3.8",
+  cors: "2.8.5",
+  "socket.io-adapter": "2.5.8",
+  "socket.io-parser": "4.2.6",
+  "socket.io-client": "4.8.3",
+  "socket.io-client-v2": "npm:socket.io-client@2.5.0",
+  supertest: "7.1.4",
+  tsx: "4.20.6",
 };
 
 /** Version installed for `--against engine.io` (an npm name without version). */
@@ -124,6 +149,7 @@ const DEFAULT_NPM_VERSIONS = { "engine.io": "6.6.11" };
 const ENGINE_IO_TEST_FILES = ["test/server.js", "test/engine.io.js", "test/middlewares.js"];
 const CLIENT_TEST_FILES = ["test/index.js"];
 const CLIENT_PORT = 3000; // hard-coded in the upstream client tests
+const SOCKET_IO_TIMEOUT = 10000; // upstream's "test:unit" script
 
 /** Env vars the upstream suites read; cleared so the caller's shell can't leak in. */
 const SUITE_ENV_VARS = [
@@ -140,7 +166,7 @@ const children = new Set();
 function usage() {
   return [
     "usage: node scripts/upstream-suite.js <socket.io-checkout>",
-    "  [--suite engine.io|engine.io-client|all] [--mode default|v3|both]",
+    "  [--suite engine.io|engine.io-client|socket.io|all] [--mode default|v3|both]",
     "  [--client-mode default|fetch|builtin-ws|all]",
     "  [--against <module-path-or-npm-spec>] [--grep <pattern>]",
     "  [--json <out-file>] [--strict] [--quiet] [--timeout <ms>]",
@@ -200,7 +226,7 @@ function parseCli(argv) {
       );
     }
   };
-  oneOf("suite", ["engine.io", "engine.io-client", "all"]);
+  oneOf("suite", ["engine.io", "engine.io-client", "socket.io", "all"]);
   oneOf("mode", ["default", "v3", "both"]);
   oneOf("client-mode", ["default", "fetch", "builtin-ws", "all"]);
   const timeout = Number(values.timeout);
@@ -209,7 +235,9 @@ function parseCli(argv) {
     throw new HarnessError("--timeout and --run-timeout must be positive");
   }
   const checkout = path.resolve(positionals[0]);
-  for (const pkg of ["engine.io", "engine.io-client"]) {
+  const wanted =
+    values.suite === "all" ? ["engine.io", "engine.io-client", "socket.io"] : [values.suite];
+  for (const pkg of wanted) {
     if (!fs.existsSync(path.join(checkout, "packages", pkg, "test"))) {
       throw new HarnessError(
         `${checkout} does not look like a socket.io checkout (no packages/${pkg}/test)`,
@@ -600,6 +628,67 @@ function prepareClientScratch(opts, depsNodeModules, against) {
   return scratch;
 }
 
+/**
+ * Builds the socket.io scratch dir: the checkout's lib/, test/ and
+ * client-dist/ copied (unchanged), loaded from source with tsx. Returns the
+ * scratch dir and the test files to run.
+ */
+function prepareSocketIoScratch(opts, depsNodeModules, against) {
+  const src = path.join(opts.checkout, "packages", "socket.io");
+  const scratch = path.join(WORK_DIR, "run-socket.io");
+  fs.rmSync(scratch, { recursive: true, force: true });
+  fs.mkdirSync(scratch, { recursive: true });
+  for (const entry of ["lib", "test", "client-dist"]) {
+    fs.cpSync(path.join(src, entry), path.join(scratch, entry), { recursive: true });
+  }
+  const pkg = readJson(path.join(src, "package.json"));
+  writeFile(
+    path.join(scratch, "package.json"),
+    JSON.stringify(
+      {
+        name: pkg.name,
+        version: pkg.version,
+        private: true,
+        description: "generated by scripts/upstream-suite.js: Socket.IO from the checkout's source",
+        main: "./lib/index.ts",
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  // Stand-ins for the large fixtures some snapshots lack: a JSON document
+  // and binary data of a few hundred KB, as the two tests reading them need.
+  const fixtures = path.join(scratch, "test", "fixtures");
+  const bigJson = path.join(fixtures, "big.json");
+  if (!fs.existsSync(bigJson)) {
+    const items = Array.from({ length: 3000 }, (_, i) => ({
+      id: i,
+      name: `item ${i}`,
+      tags: ["a", "b", "c"],
+      nested: { x: i * 1.5, y: "ü".repeat(i % 7) },
+    }));
+    writeFile(bigJson, JSON.stringify(items));
+    log("socket.io: test/fixtures/big.json is missing from the checkout; wrote a stand-in");
+  }
+  const bigJpg = path.join(fixtures, "big.jpg");
+  if (!fs.existsSync(bigJpg)) {
+    const bytes = Buffer.alloc(300 * 1024);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.imul(i, 2654435761) >>> 24;
+    writeFile(bigJpg, bytes);
+    log("socket.io: test/fixtures/big.jpg is missing from the checkout; wrote a stand-in");
+  }
+  writeFile(path.join(scratch, ".harness-reporter.js"), REPORTER_SOURCE);
+  linkNodeModules(scratch, depsNodeModules, against);
+  // The files test/index.ts requires, in its order, minus uws.ts.
+  const index = fs.readFileSync(path.join(scratch, "test", "index.ts"), "utf8");
+  const files = [...index.matchAll(/require\("\.\/([\w-]+)"\)/g)]
+    .map((m) => m[1])
+    .filter((name) => name !== "uws")
+    .map((name) => `test/${name}.ts`);
+  if (files.length === 0) throw new HarnessError("socket.io: no test files found in test/index.ts");
+  return { scratch, files };
+}
+
 function portIsFree(port) {
   return new Promise((resolve) => {
     const srv = net.createServer();
@@ -637,7 +726,7 @@ async function runMocha(opts, run) {
     "--no-package",
     "--exit",
     "--timeout",
-    String(opts.timeout),
+    String(run.timeout || opts.timeout),
     "--reporter",
     path.join(run.scratch, ".harness-reporter.js"),
     ...(opts.grep ? ["--grep", opts.grep] : []),
@@ -804,6 +893,21 @@ async function main() {
         mochaArgs: ["--require", "test/support/hooks.js", ...CLIENT_TEST_FILES],
       });
     }
+  }
+
+  if (opts.suite === "socket.io" || opts.suite === "all") {
+    const { scratch, files } = prepareSocketIoScratch(opts, depsNodeModules, against);
+    runs.push({
+      id: "socket.io",
+      suite: "socket.io",
+      mode: "default",
+      label: "socket.io",
+      scratch,
+      env: {},
+      nodeArgs: ["--import", "tsx"],
+      timeout: SOCKET_IO_TIMEOUT,
+      mochaArgs: files,
+    });
   }
 
   const results = [];
