@@ -69,12 +69,9 @@ function endEpoch() {
   epochEnding = false;
 }
 
-function sentThisTick(socket) {
-  socket._sentEpoch = epoch;
-  if (!epochEnding) {
-    epochEnding = true;
-    process.nextTick(endEpoch);
-  }
+function endEpochSoon() {
+  epochEnding = true;
+  process.nextTick(endEpoch);
 }
 
 /**
@@ -218,7 +215,7 @@ class Socket extends EventEmitter {
     if (this._readyState === "closing" || this._readyState === "closed") return this;
     const hasCallback = typeof callback === "function";
     const compress = !options || options.compress !== false;
-    if (this.listenerCount("packetCreate") !== 0) {
+    if (this._events.packetCreate !== undefined) {
       // As engine.io: announced before it is queued, with the caller's
       // options (Socket.IO reads `compress` and `wsPreEncodedFrame` there).
       options = options || {};
@@ -227,7 +224,8 @@ class Socket extends EventEmitter {
       if (data) packet.data = data;
       this.emit("packetCreate", packet);
     }
-    sentThisTick(this);
+    this._sentEpoch = epoch;
+    if (!epochEnding) endEpochSoon();
     const frame = options && options.wsPreEncodedFrame;
     // As engine.io: a pre-encoded frame is used on a WebSocket without
     // permessage-deflate.
