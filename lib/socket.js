@@ -96,11 +96,11 @@ class Socket extends EventEmitter {
     this.upgrading = false;
     this.upgraded = false;
     this._handle = handle;
-    // The server's `_drain` call that last handed this socket a packet.
-    this._drainNo = 0;
-    // The tick of its last send (see `Transport#writable`).
-    this._sentEpoch = -1;
     this._readyState = "open";
+    // `_drainNo` (the server's `_drain` call that last handed this socket a
+    // packet) and `_sentEpoch` (the tick of its last send) are set when
+    // first needed: declared here, they raised the idle-memory benchmark's
+    // RSS per session from about 3.6 to 3.9 KiB.
     // What only some applications read is made when first read: an idle
     // session costs little JS memory.
     this._request = request;
