@@ -25,7 +25,6 @@ class Transport extends EventEmitter {
     this.protocol = socket.protocol;
     this._socket = socket;
     this._readyState = "open";
-    this._server = socket.server;
     // `headers` listeners make the engine ask JS for response headers.
     this.on("newListener", onTransportListenerAdded);
     this.on("removeListener", onTransportListenerRemoved);
@@ -315,10 +314,10 @@ class Socket extends EventEmitter {
 
 // Listener bookkeeping, shared by every transport (`this` is the emitter).
 function onTransportListenerAdded(event) {
-  if (event === "headers") this._server._listenerAdded(event);
+  if (event === "headers") this._socket.server._listenerAdded(event);
 }
 function onTransportListenerRemoved(event) {
-  if (event === "headers") this._server._listenerRemoved(event);
+  if (event === "headers") this._socket.server._listenerRemoved(event);
 }
 
 // `wsPreEncodedFrame` is what ws's `Sender.frame()` returns: a list of Buffers.
