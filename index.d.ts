@@ -77,6 +77,38 @@ export declare class Transport extends EventEmitter {
   readonly readyState: "open" | "closing" | "closed";
 }
 
+/** An Engine.IO packet, as the `packet`, `packetCreate` and `flush` events carry it. */
+export interface Packet {
+  type: "open" | "close" | "ping" | "pong" | "message" | "upgrade" | "noop";
+  data?: string | Buffer;
+  options?: SendOptions;
+}
+
+/** engine.io's close reasons, and any other string a transport reports. */
+export type CloseReason =
+  | "transport close"
+  | "transport error"
+  | "ping timeout"
+  | "forced close"
+  | "server shutting down"
+  | "parse error"
+  | (string & {});
+
+/** The events of a Socket and their listeners. */
+export interface SocketEvents {
+  message: (data: string | Buffer) => void;
+  data: (data: string | Buffer) => void;
+  close: (reason: CloseReason, description?: unknown) => void;
+  error: (err: Error) => void;
+  packet: (packet: Packet) => void;
+  packetCreate: (packet: Packet) => void;
+  heartbeat: () => void;
+  flush: (writeBuffer: Packet[]) => void;
+  drain: () => void;
+  upgrading: (transport: Transport) => void;
+  upgrade: (transport: Transport) => void;
+}
+
 export declare class Socket extends EventEmitter {
   readonly id: string;
   readonly server: Server;
@@ -98,6 +130,10 @@ export declare class Socket extends EventEmitter {
   ): this;
   write: Socket["send"];
   close(discard?: boolean): this;
+  on<E extends keyof SocketEvents>(event: E, listener: SocketEvents[E]): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once<E extends keyof SocketEvents>(event: E, listener: SocketEvents[E]): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
 export interface ConnectionError {
@@ -136,6 +172,13 @@ export declare class Server extends EventEmitter {
   on(event: "connection_error", listener: (err: ConnectionError) => void): this;
   on(event: string, listener: (...args: any[]) => void): this;
 }
+
+/** engine.io's name for the server class that `attach()` and `listen()` return. */
+export type BaseServer = Server;
+export type ErrorCallback = (
+  errorCode?: (typeof Server.errors)[keyof typeof Server.errors],
+  errorContext?: Record<string, unknown>,
+) => void;
 
 export declare const protocol: 4;
 export declare const transports: Record<
