@@ -13,7 +13,7 @@
 
 const { existsSync } = require("fs");
 const { join } = require("path");
-const { platformName, binaryArch } = require("./lib/platform");
+const { platformName, prebuiltPlatforms, binaryArch } = require("./lib/platform");
 const pkg = require("./package.json");
 
 /** Where a candidate binary is, or null when it is not there. */
@@ -65,9 +65,7 @@ function load() {
     }
   }
 
-  const prebuilt = Object.keys(pkg.optionalDependencies || {}).map((n) =>
-    n.slice(pkg.name.length + 1),
-  );
+  const prebuilt = prebuiltPlatforms(pkg);
   const tried = candidates
     .map((c) => (c.file ? `${c.file} (no such file)` : `package ${c.package} (not installed)`))
     .join("; ");

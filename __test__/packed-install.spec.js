@@ -15,6 +15,7 @@ const path = require("node:path");
 const root = path.join(__dirname, "..");
 const pkg = require("../package.json");
 const { platformName } = require("../lib/platform");
+const { mainManifest } = require("../scripts/pack");
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "eio-rs-packed-"));
 const app = path.join(work, "app");
@@ -109,7 +110,8 @@ test("pack:local writes the main package and this platform's package", () => {
     ]),
   );
   assert.equal(manifest.scripts, undefined, "the published package runs no install script");
-  assert.deepEqual(manifest.optionalDependencies, pkg.optionalDependencies);
+  assert.deepEqual(manifest.optionalDependencies, mainManifest().optionalDependencies);
+  assert.equal(manifest.optionalDependencies[platformPackage], pkg.version);
 });
 
 test("the install needed no Rust, and npm ls is clean", () => {

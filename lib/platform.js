@@ -64,6 +64,25 @@ function platformName() {
   return `${platform}-${arch}`;
 }
 
+/** napi-rs's platform name of a Rust target triple: `x86_64-unknown-linux-gnu` → `linux-x64-gnu`. */
+function platformOfTriple(triple) {
+  const [arch, , sys, abi] = triple.split("-");
+  const cpu = { x86_64: "x64", aarch64: "arm64", i686: "ia32", armv7: "arm" }[arch] || arch;
+  if (sys === "linux") return `linux-${cpu}-${abi}`;
+  if (sys === "darwin") return `darwin-${cpu}`;
+  if (sys === "windows") return `win32-${cpu}-${abi}`;
+  return `${sys}-${cpu}`;
+}
+
+/**
+ * The platforms eio-rs ships binaries for: the `napi.targets` of its
+ * package.json, the one list that the platform packages, the published
+ * `optionalDependencies` and the release workflow follow.
+ */
+function prebuiltPlatforms(pkg) {
+  return pkg.napi.targets.map(platformOfTriple);
+}
+
 /**
  * The CPU a native binary was built for, read from its header (ELF, Mach-O
  * or PE), as a `process.arch` name; null when the file is none of those.
@@ -96,4 +115,4 @@ function binaryArch(file) {
   return null;
 }
 
-module.exports = { platformName, isMusl, binaryArch };
+module.exports = { platformName, platformOfTriple, prebuiltPlatforms, isMusl, binaryArch };

@@ -17,7 +17,7 @@ const { execFileSync } = require("child_process");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const { platformName } = require("../lib/platform");
+const { platformName, prebuiltPlatforms } = require("../lib/platform");
 
 const root = path.join(__dirname, "..");
 const pkg = require("../package.json");
@@ -72,10 +72,21 @@ function packPlatform(file, dest) {
 }
 
 /**
- * Packs the main package: what `files` names, with a manifest that has no
- * scripts (the clone's `prepare` builds from source; a user's install must
- * run nothing) and no devDependencies.
+ * The main package's published manifest: no scripts (the clone's `prepare`
+ * builds from source; a user's install must run nothing), no
+ * devDependencies, and each platform package as an exact-version optional
+ * dependency. The clone's package.json does not list those: until they are
+ * published, npm could not lock them.
  */
+function mainManifest() {
+  const { scripts, devDependencies, ...manifest } = pkg;
+  manifest.optionalDependencies = Object.fromEntries(
+    prebuiltPlatforms(pkg).map((p) => [`${pkg.name}-${p}`, pkg.version]),
+  );
+  return manifest;
+}
+
+/** Packs the main package: what `files` names, with {@link mainManifest}. */
 function packMain(dest) {
   const listed = JSON.parse(
     execFileSync(npm, ["pack", "--dry-run", "--ignore-scripts", "--json"], {
@@ -85,8 +96,7 @@ function packMain(dest) {
     }),
   )[0].files.map((f) => f.path);
   const files = listed.filter((f) => f !== "package.json").map((f) => [path.join(root, f), f]);
-  const { scripts, devDependencies, ...manifest } = pkg;
-  return packStaged(manifest, files, dest);
+  return packStaged(mainManifest(), files, dest);
 }
 
 /** Every `eio-rs.<platform>.node` under `dir` (the workflow's downloaded artifacts). */
@@ -132,4 +142,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { packPlatform, packMain, findBinaries };
+module.exports = { mainManifest, packPlatform, packMain, findBinaries };
