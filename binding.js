@@ -49,17 +49,21 @@ function load() {
       return require(file);
     } catch (err) {
       const arch = binaryArch(file);
-      const why =
-        arch === null
+      const ffi = /--allow-ffi/.test(err.message);
+      const why = ffi
+        ? "Deno loads native addons only with --allow-ffi (or -A)"
+        : arch === null
           ? "it is not a native binary"
           : arch !== process.arch
             ? `it is built for ${arch}, and this is ${process.arch}`
             : err.message.split("\n")[0];
+      const advice = ffi
+        ? "run Deno with --allow-ffi"
+        : `it must be the ${platform} build for Node-API ${pkg.napi.napiVersion}: ` +
+          "reinstall eio-rs, or rebuild it from source with `npm run build`";
       throw fail(
         "ERR_EIO_BAD_BINARY",
-        `eio-rs: the native binary ${file} did not load: ${why}. ` +
-          `It must be the ${platform} build for Node-API ${pkg.napi.napiVersion}; ` +
-          `reinstall eio-rs, or rebuild it from source with \`npm run build\`.`,
+        `eio-rs: the native binary ${file} did not load: ${why}; ${advice}.`,
         err,
       );
     }

@@ -731,12 +731,15 @@ class Server extends EventEmitter {
   }
 
   _onConnection(handle, sid, protocol, transport, req) {
-    // A Node request's peer address is read now, while its connection is
-    // open (engine.io reads it in the Socket constructor): Node keeps it
-    // once read, and a polling client may close that connection before
-    // anything asks for `socket.remoteAddress` (Socket.IO's handshake does).
-    if (typeof req !== "string" && req.connection) void req.connection.remoteAddress;
     const socket = new Socket(this, handle, sid, protocol, transport, req);
+    // A Node request's peer address is kept now, while its connection is
+    // open (engine.io reads it in the Socket constructor): a polling client
+    // may close that connection before anything asks for
+    // `socket.remoteAddress` (Socket.IO's handshake does), and Bun, unlike
+    // Node, forgets it then.
+    if (typeof req !== "string" && req.connection) {
+      socket._remoteAddress = req.connection.remoteAddress;
+    }
     this._sockets.set(handle, socket);
     this.clients[sid] = socket;
     this.clientsCount++;

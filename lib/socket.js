@@ -150,6 +150,8 @@ class Socket extends EventEmitter {
   }
 
   get remoteAddress() {
+    // Kept at the handshake for a Node request (see Server#_onConnection).
+    if (this._remoteAddress !== undefined) return this._remoteAddress;
     return this.request.connection.remoteAddress;
   }
 
