@@ -185,12 +185,14 @@ export declare const transports: Record<
   TransportName,
   { upgradesTo: string[]; handlesUpgrades: boolean }
 >;
+/** A port, or where to listen: `{ port, host }` (host `::` by default, as Node's). */
+export type ListenTarget = number | { port?: number; host?: string };
 export declare function listen(
-  port: number,
+  port: ListenTarget,
   options?: ServerOptions & AttachOptions,
   callback?: () => void,
 ): Server;
-export declare function listen(port: number, callback?: () => void): Server;
+export declare function listen(port: ListenTarget, callback?: () => void): Server;
 export declare function attach(
   server: import("http").Server,
   options?: ServerOptions & AttachOptions,

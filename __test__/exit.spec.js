@@ -6,6 +6,8 @@
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
 const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
 const path = require("node:path");
 
 function run(script) {
@@ -71,10 +73,58 @@ test("EADDRINUSE reaches the httpServer 'error' event", async () => {
       const b = listen(a.httpServer.address().port);
       b.httpServer.on("error", (e) => {
         console.log("error", e.code);
+        // As Node's net.Server reports it.
+        const port = a.httpServer.address().port;
+        const node = "listen EADDRINUSE: address already in use :::" + port;
+        console.log(e.message === node, e.syscall, e.errno, e.address, e.port === port);
         a.httpServer.close();
       });
     });
   `);
   assert.equal(code, 0, out);
   assert.match(out, /error EADDRINUSE/);
+  assert.match(out, /true listen -\d+ :: true/);
+});
+
+test("listen() in cluster workers: the second worker on the port is told to use attach()", async () => {
+  // Node shares a net.Server's port among workers; the native listener
+  // cannot, so the worker that finds it taken fails at once, saying why.
+  // cluster.fork() runs a script file, so the script is one.
+  const file = path.join(os.tmpdir(), `eio-rs-cluster-${process.pid}.js`);
+  fs.writeFileSync(
+    file,
+    `const cluster = require("cluster");
+    if (cluster.isPrimary) {
+      cluster.setupPrimary({ exec: __filename });
+      const first = cluster.fork();
+      first.on("message", (port) => {
+        const second = cluster.fork({ PORT: port });
+        second.on("message", (m) => {
+          console.log(m);
+          first.kill();
+        });
+      });
+    } else {
+      const { listen } = require(${JSON.stringify(path.join(__dirname, ".."))});
+      const engine = listen(Number(process.env.PORT || 0), () =>
+        process.send(engine.httpServer.address().port),
+      );
+      engine.httpServer.on("error", (e) => {
+        process.send(e.code + " " + e.message);
+        process.exit(0);
+      });
+    }`,
+  );
+  let result;
+  try {
+    result = await run(`require(${JSON.stringify(file)})`);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+  const { code, out } = result;
+  assert.equal(code, 0, out);
+  assert.match(
+    out,
+    /EADDRINUSE listen EADDRINUSE: address already in use :::\d+\. .*use attach\(\)/,
+  );
 });

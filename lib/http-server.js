@@ -34,7 +34,7 @@ class NativeHttpServer extends EventEmitter {
     try {
       info = native.listen(host || undefined, Number(port) || 0);
     } catch (err) {
-      const e = toNodeError(err);
+      const e = listenError(err, host, Number(port) || 0);
       process.nextTick(() => this.emit("error", e));
       return this;
     }
@@ -94,10 +94,31 @@ class NativeHttpServer extends EventEmitter {
   }
 }
 
-function toNodeError(err) {
-  const m = /^(E[A-Z]+): /.exec(err.message);
-  const e = new Error(err.message);
-  e.code = m ? m[1] : err.code;
+/**
+ * A failed bind as Node's `net.Server` reports it (`listen EADDRINUSE:
+ * address already in use :::3000`, with `code`, `errno`, `syscall`,
+ * `address`, `port`). In a cluster worker, where Node would have shared
+ * the port, the message also says what to do instead.
+ */
+function listenError(err, host, port) {
+  const m = /^(E[A-Z]+): (.*?)(?: \(os error \d+\))?$/.exec(err.message);
+  const code = m ? m[1] : err.code;
+  const address = host || "::";
+  const text = m ? m[2].toLowerCase() : err.message;
+  let message = `listen ${code}: ${text} ${address}:${port}`;
+  if (code === "EADDRINUSE" && require("cluster").isWorker) {
+    message +=
+      ". eio-rs's listen() binds its port in Rust, so cluster workers cannot share it " +
+      "as they share a Node server's: use attach() on a Node server with @socket.io/sticky, " +
+      "or give each worker its own port behind a load balancer (see examples/cluster)";
+  }
+  const e = new Error(message);
+  e.code = code;
+  const errno = require("os").constants.errno[code];
+  if (errno !== undefined) e.errno = -errno;
+  e.syscall = "listen";
+  e.address = address;
+  e.port = port;
   return e;
 }
 
