@@ -55,27 +55,9 @@ function writeResponse(res, status, flat, body) {
   res.end(body);
 }
 
-// The headers of the engine's own answers, by code (src/fast.rs HEADERS).
-const HEADER_NAMES = [
-  "Content-Type",
-  "Content-Type",
-  "Content-Type",
-  "Content-Type",
-  "Content-Encoding",
-  "Content-Encoding",
-  "X-XSS-Protection",
-  "cache-control",
-];
-const HEADER_VALUES = [
-  "text/plain; charset=UTF-8",
-  "application/octet-stream",
-  "text/html",
-  "application/json",
-  "gzip",
-  "deflate",
-  "0",
-  "no-store",
-];
+// The headers of the engine's own answers, by code.
+const HEADER_NAMES = require("./constants").responseHeaders.map(([name]) => name);
+const HEADER_VALUES = require("./constants").responseHeaders.map(([, value]) => value);
 
 /** Headers as `[name, value, ...]` from a header code (four bits each) or as they are. */
 function headerList(headers) {

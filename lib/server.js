@@ -8,55 +8,43 @@ const { Socket, LISTEN } = require("./socket");
 const { NativeResponse, flattenHeaders } = require("./response");
 const bridge = require("./bridge");
 const { lazyQuery } = require("./request");
+const constants = require("./constants");
 
-// Event kinds of the native batches (src/events.rs).
-const CONNECTION = 0;
-const MESSAGE = 1;
-const CLOSE = 2;
-const UPGRADING = 3;
-const UPGRADE = 4;
-const DRAIN = 5;
-const CONNECTION_ERROR = 6;
-const PACKET = 7;
-const PACKET_CREATE = 8;
-const HEARTBEAT = 9;
-const LISTENER_CLOSED = 10;
-const UPGRADE_ABORTED = 11;
-const HOOK = 12;
-const REQUEST_DONE = 13;
-const RESPONSE = 14;
-const BRIDGE_WRITE = 15;
-const FLUSH = 16;
-
-// What `bridgePoll` did with a request (src/engine.rs).
-const SERVED_RESPOND = 0;
-const SERVED_HELD = 1;
-const SERVED_READ_BODY = 2;
-
-// Hook kinds (HOOK events) and the mask bits that turn them on (HookSet).
-const HOOK_MIDDLEWARES = 0;
-const HOOK_ALLOW_REQUEST = 1;
-const HOOK_GENERATE_ID = 2;
-const HOOK_HEADERS = 3;
-const HOOKS = { middlewares: 1, allowRequest: 2, generateId: 4, headers: 8 };
-
-const errors = {
-  UNKNOWN_TRANSPORT: 0,
-  UNKNOWN_SID: 1,
-  BAD_HANDSHAKE_METHOD: 2,
-  BAD_REQUEST: 3,
-  FORBIDDEN: 4,
-  UNSUPPORTED_PROTOCOL_VERSION: 5,
-};
-
-const errorMessages = {
-  0: "Transport unknown",
-  1: "Session ID unknown",
-  2: "Bad handshake method",
-  3: "Bad request",
-  4: "Forbidden",
-  5: "Unsupported protocol version",
-};
+const {
+  event: {
+    CONNECTION,
+    MESSAGE,
+    CLOSE,
+    UPGRADING,
+    UPGRADE,
+    DRAIN,
+    CONNECTION_ERROR,
+    PACKET,
+    PACKET_CREATE,
+    HEARTBEAT,
+    LISTENER_CLOSED,
+    UPGRADE_ABORTED,
+    HOOK,
+    REQUEST_DONE,
+    RESPONSE,
+    BRIDGE_WRITE,
+    FLUSH,
+  },
+  // What `enginePoll` did with a request; NEEDS_HOOKS is the default case.
+  served: { RESPOND: SERVED_RESPOND, HELD: SERVED_HELD, READ_BODY: SERVED_READ_BODY },
+  // Hook kinds (HOOK events) and the mask bits that turn them on.
+  hook: {
+    MIDDLEWARES: HOOK_MIDDLEWARES,
+    ALLOW_REQUEST: HOOK_ALLOW_REQUEST,
+    GENERATE_ID: HOOK_GENERATE_ID,
+    HEADERS: HOOK_HEADERS,
+  },
+} = constants;
+// Plain objects for what is read at run time or handed to users (engine.io's
+// Server.errors and Server.errorMessages).
+const HOOKS = { ...constants.hookSet };
+const errors = { ...constants.errors };
+const errorMessages = { ...constants.errorMessages };
 
 /** engine.io's `_computePath`. */
 function computePath(options) {

@@ -5,13 +5,7 @@ const { EngineRequest } = require("./request");
 const { engineSend } = require("../binding");
 
 // Optional per-packet events: they cross from Rust only while listened to.
-const LISTEN = {
-  packet: 1,
-  packetCreate: 2,
-  heartbeat: 4,
-  drain: 8,
-  flush: 16,
-};
+const LISTEN = { ...require("./constants").listen };
 
 /**
  * The transport a socket uses, as engine.io exposes it. The transport runs

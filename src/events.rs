@@ -1,40 +1,45 @@
 //! Turns a batch of core events into one flat JS array, so a whole batch
 //! crosses the boundary in one call. Layout per event: a kind number, then
-//! fields that depend on the kind (read by `dispatch` in index.js).
+//! fields that depend on the kind (read by `_dispatch` in lib/server.js).
 
+use crate::named::named;
 use eio_core::engine::{Event, HookCall, RequestInfo};
 use eio_core::protocol::{pool, Packet, PacketData};
 use eio_core::transport::Header;
 use napi::bindgen_prelude::{Array, BufferSlice, Null};
 use napi::{Env, Result};
 
-/// Event kinds, mirrored in index.js.
-pub mod kind {
-    pub const CONNECTION: u32 = 0;
-    pub const MESSAGE: u32 = 1;
-    pub const CLOSE: u32 = 2;
-    pub const UPGRADING: u32 = 3;
-    pub const UPGRADE: u32 = 4;
-    pub const DRAIN: u32 = 5;
-    pub const CONNECTION_ERROR: u32 = 6;
-    pub const PACKET: u32 = 7;
-    pub const PACKET_CREATE: u32 = 8;
-    pub const HEARTBEAT: u32 = 9;
-    pub const LISTENER_CLOSED: u32 = 10;
-    pub const UPGRADE_ABORTED: u32 = 11;
-    pub const HOOK: u32 = 12;
-    pub const REQUEST_DONE: u32 = 13;
-    pub const RESPONSE: u32 = 14;
-    pub const BRIDGE_WRITE: u32 = 15;
-    pub const FLUSH: u32 = 16;
+named! {
+    /// Event kinds: the first number of each event in a batch.
+    pub mod kind {
+        CONNECTION = 0;
+        MESSAGE = 1;
+        CLOSE = 2;
+        UPGRADING = 3;
+        UPGRADE = 4;
+        DRAIN = 5;
+        CONNECTION_ERROR = 6;
+        PACKET = 7;
+        PACKET_CREATE = 8;
+        HEARTBEAT = 9;
+        LISTENER_CLOSED = 10;
+        UPGRADE_ABORTED = 11;
+        HOOK = 12;
+        REQUEST_DONE = 13;
+        RESPONSE = 14;
+        BRIDGE_WRITE = 15;
+        FLUSH = 16;
+    }
 }
 
-/// Hook kinds of a `HOOK` event, mirrored in index.js.
-pub mod hook {
-    pub const MIDDLEWARES: u32 = 0;
-    pub const ALLOW_REQUEST: u32 = 1;
-    pub const GENERATE_ID: u32 = 2;
-    pub const HEADERS: u32 = 3;
+named! {
+    /// Hook kinds of a `HOOK` event.
+    pub mod hook {
+        MIDDLEWARES = 0;
+        ALLOW_REQUEST = 1;
+        GENERATE_ID = 2;
+        HEADERS = 3;
+    }
 }
 
 struct Writer<'e> {

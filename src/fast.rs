@@ -11,6 +11,7 @@
 
 use crate::engine::{packet_data, Shared};
 use crate::events;
+use crate::named::named;
 use eio_core::engine::MessageRef;
 use eio_core::server::bridge::PollRequest;
 use eio_core::transport::polling::{self, PostTicket, Served};
@@ -135,12 +136,14 @@ pub fn engine_send(
     Ok(session.send(data, compress, callback))
 }
 
-/// What `bridgePoll` did with a request (`out[0]`), mirrored in lib/server.js.
-mod served {
-    pub const RESPOND: f64 = 0.0;
-    pub const HELD: f64 = 1.0;
-    pub const READ_BODY: f64 = 2.0;
-    pub const NEEDS_HOOKS: f64 = 3.0;
+named! {
+    /// What `enginePoll` did with a request (`out[0]`).
+    pub(crate) mod served {
+        RESPOND = 0;
+        HELD = 1;
+        READ_BODY = 2;
+        NEEDS_HOOKS = 3;
+    }
 }
 
 /// Serves a polling request a Node server parsed, on the JS thread when no
@@ -188,20 +191,20 @@ pub fn engine_poll<'e>(
     fast.set(2, events.unhold(was_held) as u8 as f64);
     match served {
         Served::Respond(res) => {
-            fast.set(0, served::RESPOND);
+            fast.set(0, served::RESPOND.into());
             return respond(env, &fast, 3, res).map(Some);
         }
         Served::Held { session, poll } => {
-            fast.set(0, served::HELD);
+            fast.set(0, served::HELD.into());
             fast.set(3, session as f64);
             fast.set(4, poll as f64);
         }
         Served::ReadBody(ticket) => {
-            fast.set(0, served::READ_BODY);
+            fast.set(0, served::READ_BODY.into());
             fast.set(3, ticket.session as f64);
             fast.set(4, ticket_flags(&ticket) as f64);
         }
-        Served::NeedsHooks => fast.set(0, served::NEEDS_HOOKS),
+        Served::NeedsHooks => fast.set(0, served::NEEDS_HOOKS.into()),
     }
     Ok(None)
 }
@@ -246,8 +249,9 @@ fn respond<'e>(env: &'e Env, fast: &Fast, at: usize, res: HttpResponse) -> Resul
     }
 }
 
-/// The headers the engine's own answers carry, mirrored in lib/bridge.js.
-const HEADERS: [(&str, &str); 8] = [
+/// The headers the engine's own answers carry, by code (JS reads them
+/// through `constants()`).
+pub(crate) const HEADERS: [(&str, &str); 8] = [
     ("Content-Type", "text/plain; charset=UTF-8"),
     ("Content-Type", "application/octet-stream"),
     ("Content-Type", "text/html"),

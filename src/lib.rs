@@ -1,6 +1,7 @@
 //! The Node binding of eio-rs: converts and forwards between JavaScript and
 //! the `eio-core` engine. No transport logic lives here.
 //!
+//! - [`constants`]: the numbers and strings JS shares with the engine;
 //! - [`runtime`]: the tokio runtime the engines run on;
 //! - [`options`]: JS options checked and turned into the core's config;
 //! - [`engine`]: `BindingEngine`, the native half of the JS `Server`;
@@ -9,12 +10,15 @@
 
 #![deny(clippy::all)]
 
+mod constants;
 mod engine;
 mod events;
 mod fast;
+mod named;
 mod options;
 mod runtime;
 
+pub use constants::constants;
 pub use engine::BindingEngine;
 pub use fast::{engine_poll, engine_post_body, engine_send, engine_take_events};
 

@@ -22,6 +22,28 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in order.
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::UnknownTransport,
+        ErrorCode::UnknownSid,
+        ErrorCode::BadHandshakeMethod,
+        ErrorCode::BadRequest,
+        ErrorCode::Forbidden,
+        ErrorCode::UnsupportedProtocolVersion,
+    ];
+
+    /// engine.io's name for the code (the keys of `Server.errors`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownTransport => "UNKNOWN_TRANSPORT",
+            ErrorCode::UnknownSid => "UNKNOWN_SID",
+            ErrorCode::BadHandshakeMethod => "BAD_HANDSHAKE_METHOD",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::UnsupportedProtocolVersion => "UNSUPPORTED_PROTOCOL_VERSION",
+        }
+    }
+
     /// engine.io's message for the code (`Server.errorMessages`).
     pub fn message(self) -> &'static str {
         match self {
@@ -140,5 +162,12 @@ mod tests {
         assert_eq!(e.body(), r#"{"code":1,"message":"Session ID unknown"}"#);
         assert_eq!(ErrorCode::Forbidden.status(), 403);
         assert_eq!(ErrorCode::UnsupportedProtocolVersion.status(), 400);
+    }
+
+    #[test]
+    fn all_codes_in_order() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(code.code() as usize, i);
+        }
     }
 }

@@ -161,6 +161,15 @@ impl Listen {
     /// `flush` events, with the packets.
     pub const FLUSH: u32 = 16;
 
+    /// Each bit with the name of the Socket event it stands for.
+    pub const NAMES: [(&'static str, u32); 5] = [
+        ("packet", Self::PACKET),
+        ("packetCreate", Self::PACKET_CREATE),
+        ("heartbeat", Self::HEARTBEAT),
+        ("drain", Self::DRAIN),
+        ("flush", Self::FLUSH),
+    ];
+
     /// Replaces the set of listened events.
     pub fn set(&self, mask: u32) {
         self.0.store(mask, Ordering::Relaxed);

@@ -26,6 +26,14 @@ impl HookSet {
     /// `headers` / `initial_headers` listeners, or the `cookie` option.
     pub const HEADERS: u32 = 8;
 
+    /// Each bit with the name of what sets it in the JS facade.
+    pub const NAMES: [(&'static str, u32); 4] = [
+        ("middlewares", Self::MIDDLEWARES),
+        ("allowRequest", Self::ALLOW_REQUEST),
+        ("generateId", Self::GENERATE_ID),
+        ("headers", Self::HEADERS),
+    ];
+
     /// Replaces the set.
     pub fn set(&self, mask: u32) {
         self.0.store(mask, Ordering::Relaxed);

@@ -27,7 +27,8 @@ use tokio::sync::{watch, Notify};
 /// Routing options shared by the front ends (engine.io's `AttachOptions`).
 #[derive(Debug, Clone)]
 pub struct RouteOptions {
-    /// The request path prefix, normalized (`/engine.io/`).
+    /// The request path prefix, normalized (`/engine.io/`) by the JS
+    /// facade's `computePath`, engine.io's `_computePath`.
     pub path: String,
     /// Whether to end upgrade requests outside the path.
     pub destroy_upgrade: bool,
@@ -36,17 +37,6 @@ pub struct RouteOptions {
 }
 
 impl RouteOptions {
-    /// engine.io's `_computePath`: strip one trailing slash, then add one
-    /// back unless `addTrailingSlash` is false.
-    pub fn compute_path(path: Option<&str>, add_trailing_slash: bool) -> String {
-        let p = path.unwrap_or("/engine.io");
-        let mut p = p.strip_suffix('/').unwrap_or(p).to_string();
-        if add_trailing_slash {
-            p.push('/');
-        }
-        p
-    }
-
     /// Whether a request target belongs to the engine (engine.io compares
     /// the start of `req.url` with the path).
     pub fn matches(&self, url: &str) -> bool {
