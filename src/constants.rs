@@ -2,8 +2,9 @@
 //! handed to JS once by `constants()`: lib/constants.js reads them at load,
 //! so none is written in both languages.
 
+use crate::calls::served;
+use crate::convert::HEADERS;
 use crate::events::{hook, kind};
-use crate::fast::{served, HEADERS};
 use eio_core::engine::{ErrorCode, HookSet, Listen};
 use napi::bindgen_prelude::Object;
 use napi::{Env, Result};

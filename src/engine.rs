@@ -2,13 +2,13 @@
 //! engine, its native listeners, and the one weak threadsafe function that
 //! tells JS a batch of events is waiting.
 
-use crate::fast;
+use crate::convert::{packet_data, ticket};
 use crate::options::BindingOptions;
+use crate::registry::{self, Shared};
 use crate::runtime::runtime;
 use eio_core::engine::{
     Config, Engine, Event, EventQueue, HookReply, MessageRef, MiddlewareOutcome,
 };
-use eio_core::protocol::{PacketData, Str};
 use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
 use eio_core::transport::polling::{self, PostFailure};
@@ -25,22 +25,6 @@ use std::sync::{Arc, Weak};
 /// never keeps Node alive by itself (see `keepAlive`).
 type Waker = ThreadsafeFunction<(), (), (), Status, false, true>;
 
-pub(crate) struct Shared {
-    pub(crate) engine: Engine,
-    listeners: Mutex<HashMap<u64, NativeServer>>,
-    pub(crate) bridge: Arc<Bridge>,
-}
-
-impl Shared {
-    /// Stops every listener and closes every session (env teardown).
-    fn shutdown(&self) {
-        for (_, l) in self.listeners.lock().drain() {
-            drop(l.close());
-        }
-        self.engine.close();
-    }
-}
-
 /// Where a native listener is bound.
 #[napi(object)]
 pub struct ListenInfo {
@@ -52,17 +36,6 @@ pub struct ListenInfo {
     pub family: String,
     /// The bound port.
     pub port: u32,
-}
-
-/// A string or bytes from JS as a message's data (the bytes copied: the
-/// packet may wait in the session's buffer).
-pub(crate) fn packet_data<B: std::ops::Deref<Target = [u8]>>(
-    data: Either<String, B>,
-) -> PacketData {
-    match data {
-        Either::A(s) => PacketData::Text(Str::from(s)),
-        Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
-    }
 }
 
 /// A request as Node parsed it.
@@ -123,7 +96,7 @@ pub struct BindingEngine {
 
 impl Drop for BindingEngine {
     fn drop(&mut self) {
-        fast::unregister(self.fast_id);
+        registry::unregister(self.fast_id);
     }
 }
 
@@ -163,7 +136,7 @@ impl BindingEngine {
                 s.shutdown();
             }
         })?;
-        let fast_id = fast::register(shared.clone(), out)?;
+        let fast_id = registry::register(shared.clone(), out)?;
         Ok(BindingEngine {
             shared,
             routes,
@@ -273,7 +246,7 @@ impl BindingEngine {
         } else {
             PostFailure::Aborted
         };
-        polling::post_failed(self.engine(), fast::ticket(handle, flags), why);
+        polling::post_failed(self.engine(), ticket(handle, flags), why);
     }
 
     /// The client of a GET `bridgePoll` held went away before its answer.

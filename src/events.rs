@@ -2,10 +2,10 @@
 //! crosses the boundary in one call. Layout per event: a kind number, then
 //! fields that depend on the kind (read by `_dispatch` in lib/server.js).
 
+use crate::convert::{buffer, flat, header_code};
 use crate::named::named;
 use eio_core::engine::{Event, HookCall, RequestInfo};
 use eio_core::protocol::{pool, Packet, PacketData};
-use eio_core::transport::Header;
 use napi::bindgen_prelude::{Array, BufferSlice, Null};
 use napi::{Env, Result};
 
@@ -129,26 +129,6 @@ fn pack(r: &RequestInfo) -> String {
         out.push_str(v);
     }
     out
-}
-
-/// Bytes as a Buffer: copied when small (cheaper than an external buffer
-/// and its finalizer), handed over when large.
-pub fn buffer(env: &Env, bytes: bytes::Bytes) -> Result<BufferSlice<'_>> {
-    if bytes.len() <= 64 * 1024 {
-        BufferSlice::copy_from(env, &bytes)
-    } else {
-        BufferSlice::from_data(env, Vec::from(bytes))
-    }
-}
-
-/// Headers as `[name, value, name, value, ...]`.
-pub fn flat<'e>(env: &'e Env, headers: &[Header]) -> Result<Array<'e>> {
-    let mut h = env.create_array((headers.len() * 2) as u32)?;
-    for (i, (k, v)) in headers.iter().enumerate() {
-        h.set((i * 2) as u32, &**k)?;
-        h.set((i * 2 + 1) as u32, &**v)?;
-    }
-    Ok(h)
 }
 
 /// Encodes `events` into a flat array.
@@ -281,7 +261,7 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 w.push(response.status as u32)?;
                 // A number when the headers are the engine's own (see
                 // `fast::header_code`), else `[name, value, ...]`.
-                match crate::fast::header_code(&response.headers) {
+                match header_code(&response.headers) {
                     Some(code) => w.push(code)?,
                     None => w.push(flat(env, &response.headers)?)?,
                 }

@@ -1,26 +1,36 @@
 //! The Node binding of eio-rs: converts and forwards between JavaScript and
 //! the `eio-core` engine. No transport logic lives here.
 //!
-//! - [`constants`]: the numbers and strings JS shares with the engine;
 //! - [`runtime`]: the tokio runtime the engines run on;
 //! - [`options`]: JS options checked and turned into the core's config;
 //! - [`engine`]: `BindingEngine`, the native half of the JS `Server`;
+//! - [`registry`]: what an engine shares with its runtime, and this thread's
+//!   table of engines by number;
+//! - [`calls`]: the per-message and per-request calls, as plain functions;
 //! - [`events`]: batches of core events turned into JS values;
-//! - [`fast`]: the per-message and per-request calls, as plain functions.
+//! - [`convert`]: conversions between JS values and the core's types;
+//! - [`constants`]: the numbers and strings JS shares with the engine
+//!   ([`named`] declares them).
+//!
+//! Imports go one way: `engine` uses `options`, `registry` and `convert`;
+//! `calls` uses `registry`, `events` and `convert`; `convert`, `registry`
+//! and `named` use no other module here.
 
 #![deny(clippy::all)]
 
+mod calls;
 mod constants;
+mod convert;
 mod engine;
 mod events;
-mod fast;
 mod named;
 mod options;
+mod registry;
 mod runtime;
 
+pub use calls::{engine_poll, engine_post_body, engine_send, engine_take_events};
 pub use constants::constants;
 pub use engine::BindingEngine;
-pub use fast::{engine_poll, engine_post_body, engine_send, engine_take_events};
 
 /// Small blocks from jemalloc, message buffers from the system allocator
 /// (see `eio_core::alloc` for why).

@@ -1,7 +1,7 @@
 //! Options from JS, checked once and turned into the core's types. Errors
 //! name the JS option at fault.
 
-use crate::engine::packet_data;
+use crate::convert::packet_data;
 use eio_core::engine::{Config, DeflateConfig, WindowBits};
 use eio_core::server::native::RouteOptions;
 use napi::bindgen_prelude::{Buffer, Either};

@@ -5,97 +5,18 @@
 //! array pays about 100 ns per element: these calls take the engine from a
 //! per-thread table and write their numeric results into a `Float64Array`
 //! the engine shares with JS (`out`), returning at most one JS value.
-//!
-//! Engines are registered on the JS thread that created them, so each
-//! worker thread has its own table.
 
-use crate::engine::{packet_data, Shared};
+use crate::convert::{self, header_code, packet_data, ticket, ticket_flags};
 use crate::events;
 use crate::named::named;
+use crate::registry::{engine, Fast};
 use eio_core::engine::MessageRef;
 use eio_core::server::bridge::PollRequest;
-use eio_core::transport::polling::{self, PostTicket, Served};
-use eio_core::transport::{Header, HttpResponse};
-use napi::bindgen_prelude::{BufferSlice, Either, Float64Array, ToNapiValue, Unknown};
-use napi::{Env, Result, Status};
+use eio_core::transport::polling::{self, Served};
+use eio_core::transport::HttpResponse;
+use napi::bindgen_prelude::{BufferSlice, Either, ToNapiValue, Unknown};
+use napi::{Env, Result};
 use napi_derive::napi;
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::sync::Arc;
-
-/// An engine as the fast calls see it.
-pub(crate) struct Fast {
-    pub(crate) shared: Arc<Shared>,
-    /// Keeps `out` alive (a reference to the JS array).
-    _array: Float64Array,
-    out: *mut f64,
-    len: usize,
-}
-
-impl Fast {
-    fn set(&self, i: usize, v: f64) {
-        assert!(i < self.len);
-        // SAFETY: `out` points at the `len` doubles of `_array`'s backing
-        // store, kept alive by its reference; only this JS thread writes it.
-        unsafe { *self.out.add(i) = v };
-    }
-}
-
-thread_local! {
-    static ENGINES: RefCell<Vec<Option<Rc<Fast>>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// How many doubles `out` must hold.
-pub(crate) const OUT_LEN: usize = 8;
-
-/// Registers an engine for the fast calls; returns its number.
-pub(crate) fn register(shared: Arc<Shared>, mut array: Float64Array) -> Result<u32> {
-    if array.len() < OUT_LEN {
-        return Err(napi::Error::new(
-            Status::InvalidArg,
-            format!("the shared array must hold {OUT_LEN} numbers"),
-        ));
-    }
-    let len = array.len();
-    // SAFETY: the pointer is used only on this thread, while `array` keeps
-    // the JS array (and so its backing store) alive.
-    let out = unsafe { array.as_mut() }.as_mut_ptr();
-    let fast = Rc::new(Fast {
-        shared,
-        _array: array,
-        out,
-        len,
-    });
-    ENGINES.with(|e| {
-        let mut e = e.borrow_mut();
-        let id = match e.iter().position(Option::is_none) {
-            Some(i) => {
-                e[i] = Some(fast);
-                i
-            }
-            None => {
-                e.push(Some(fast));
-                e.len() - 1
-            }
-        };
-        Ok(id as u32)
-    })
-}
-
-/// Forgets engine `id` (its JS object was collected).
-pub(crate) fn unregister(id: u32) {
-    ENGINES.with(|e| {
-        if let Some(slot) = e.borrow_mut().get_mut(id as usize) {
-            *slot = None;
-        }
-    });
-}
-
-fn engine(id: u32) -> Result<Rc<Fast>> {
-    ENGINES
-        .with(|e| e.borrow().get(id as usize).cloned().flatten())
-        .ok_or_else(|| napi::Error::new(Status::InvalidArg, "no such engine"))
-}
 
 /// Every event queued since the last call, as one flat array (see
 /// `events::to_js`). Call again after handling a non-empty batch, until one
@@ -233,7 +154,7 @@ pub fn engine_post_body<'e>(
 /// body, or `[body, headers]` when the headers have no code.
 fn respond<'e>(env: &'e Env, fast: &Fast, at: usize, res: HttpResponse) -> Result<Unknown<'e>> {
     fast.set(at, res.status as f64);
-    let body = events::buffer(env, res.body)?;
+    let body = convert::buffer(env, res.body)?;
     match header_code(&res.headers) {
         Some(code) => {
             fast.set(at + 1, code as f64);
@@ -243,49 +164,8 @@ fn respond<'e>(env: &'e Env, fast: &Fast, at: usize, res: HttpResponse) -> Resul
             fast.set(at + 1, -1.0);
             let mut pair = env.create_array(2)?;
             pair.set(0, &body)?;
-            pair.set(1, events::flat(env, &res.headers)?)?;
+            pair.set(1, convert::flat(env, &res.headers)?)?;
             pair.into_unknown(env)
         }
-    }
-}
-
-/// The headers the engine's own answers carry, by code (JS reads them
-/// through `constants()`).
-pub(crate) const HEADERS: [(&str, &str); 8] = [
-    ("Content-Type", "text/plain; charset=UTF-8"),
-    ("Content-Type", "application/octet-stream"),
-    ("Content-Type", "text/html"),
-    ("Content-Type", "application/json"),
-    ("Content-Encoding", "gzip"),
-    ("Content-Encoding", "deflate"),
-    ("X-XSS-Protection", "0"),
-    ("cache-control", "no-store"),
-];
-
-/// Headers made only of [`HEADERS`] (at most seven) as one number: their
-/// indexes plus one, four bits each, the first in the lowest bits, so that
-/// JS builds them from its own strings instead of getting new ones.
-pub(crate) fn header_code(headers: &[Header]) -> Option<u32> {
-    if headers.len() > 7 {
-        return None;
-    }
-    let mut code = 0u32;
-    for (i, (k, v)) in headers.iter().enumerate() {
-        let index = HEADERS.iter().position(|(hk, hv)| hk == k && hv == v)?;
-        code |= (index as u32 + 1) << (4 * i);
-    }
-    Some(code)
-}
-
-/// A POST ticket as one number for JS: bit 0 binary, bit 1 old IE.
-pub(crate) fn ticket_flags(t: &PostTicket) -> u32 {
-    t.binary as u32 | (t.old_ie as u32) << 1
-}
-
-pub(crate) fn ticket(handle: f64, flags: u32) -> PostTicket {
-    PostTicket {
-        session: handle as u64,
-        binary: flags & 1 != 0,
-        old_ie: flags & 2 != 0,
     }
 }
