@@ -18,12 +18,12 @@ test("Server.errors and Server.errorMessages are engine.io's", () => {
 });
 
 test("every event kind the engine sends has a case in the facade's dispatch", () => {
-  const source = fs.readFileSync(path.join(__dirname, "../lib/server.js"), "utf8");
+  const source = fs.readFileSync(path.join(__dirname, "../lib/dispatch.js"), "utf8");
   for (const name of Object.keys(constants.event)) {
-    assert.match(source, new RegExp(`case ${name}:`), `lib/server.js does not handle ${name}`);
+    assert.match(source, new RegExp(`case ${name}:`), `lib/dispatch.js does not handle ${name}`);
   }
   for (const name of Object.keys(constants.hook)) {
-    assert.match(source, new RegExp(`case HOOK_${name}:`), `lib/server.js does not run ${name}`);
+    assert.match(source, new RegExp(`case HOOK_${name}:`), `lib/dispatch.js does not run ${name}`);
   }
 });
 

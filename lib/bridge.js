@@ -5,7 +5,191 @@
 // descriptor is duplicated, then Node's socket is destroyed), so WebSocket
 // frames never pass through JS; TLS upgrades are carried as bytes.
 
+const binding = require("../binding");
 const { NativeResponse } = require("./response");
+const {
+  // What `enginePoll` did with a request; NEEDS_HOOKS is the default case.
+  served: { RESPOND: SERVED_RESPOND, HELD: SERVED_HELD, READ_BODY: SERVED_READ_BODY },
+} = require("./constants");
+
+/**
+ * Hands a polling request to the engine, which serves it on this thread
+ * when no hook needs JS: the answer comes back from the call, or (a held
+ * GET) as a RESPONSE event; a POST's body is read here and handed over
+ * whole. The events the engine queues meanwhile are drained right after
+ * each call, so a POST's messages reach the handlers, and the answer of
+ * the GET their sends release is written, with no wake-up in between.
+ */
+function bridgeRequest(server, req, res) {
+  const native = server._native;
+  const out = server._out;
+  const h = engineHeaders(req.rawHeaders || flatten(req.headers || {}));
+  let body;
+  try {
+    body = binding.enginePoll(server._id, req.method, req.url, h[0], h[1], h[2], h[3]);
+  } catch (err) {
+    server._drain();
+    throw err;
+  }
+  const kind = out[0];
+  const id = out[1];
+  const events = out[2];
+  server._requests.set(id, req);
+  switch (kind) {
+    case SERVED_RESPOND: {
+      const status = out[3];
+      const headers = out[4];
+      if (events) server._drain();
+      server._requestDone(id);
+      writeAnswer(res, status, headers, body);
+      return;
+    }
+    case SERVED_HELD: {
+      const handle = out[3];
+      const poll = out[4];
+      server._responses.set(id, res);
+      res.on("close", () => {
+        if (!server._responses.delete(id)) return;
+        server._requestDone(id);
+        native.bridgePollGone(handle, poll);
+      });
+      // A handshake's answer waits for the connection handlers, run here.
+      if (events) server._drain();
+      return;
+    }
+    case SERVED_READ_BODY: {
+      const handle = out[3];
+      const flags = out[4];
+      if (events) server._drain();
+      readBody(server, req, res, id, handle, flags);
+      return;
+    }
+    default:
+      // Hooks need JS: the engine serves it on its runtime. Its answer
+      // may come while the events below are handled (once they answered
+      // its hooks), so the response is known before they are.
+      bridgeAsync(server, req, res, id);
+      if (events) server._drain();
+  }
+}
+
+/** Reads a POST's body and hands it to the engine whole (engine.io's `onDataRequest`). */
+function readBody(server, req, res, id, handle, flags) {
+  const native = server._native;
+  const limit = server.opts.maxHttpBufferSize;
+  // engine.io's polling transport exposes the request carrying data
+  // while its packets are handled (`transport.dataReq`).
+  const socket = server._sockets.get(handle);
+  const transport = socket && socket._transportName() === "polling" ? socket.transport : null;
+  if (transport) transport.dataReq = req;
+  let chunks = [];
+  let size = 0;
+  const cleanup = () => {
+    req.removeListener("data", onData);
+    req.removeListener("end", onEnd);
+    req.removeListener("close", onClose);
+    chunks = null;
+    if (transport && transport.dataReq === req) transport.dataReq = null;
+    server._requestDone(id);
+  };
+  const onData = (chunk) => {
+    if (typeof chunk === "string") chunk = Buffer.from(chunk);
+    size += chunk.length;
+    if (size > limit) {
+      cleanup();
+      native.bridgePostFailed(handle, flags, true);
+      res.writeHead(413).end();
+      return;
+    }
+    chunks.push(chunk);
+  };
+  const onEnd = () => {
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+    const out = server._out;
+    let answer;
+    let status = 0;
+    let headers;
+    try {
+      answer = binding.enginePostBody(server._id, handle, flags, body);
+      status = out[0];
+      headers = out[1];
+    } finally {
+      // The messages reach the handlers before the answer goes, as in
+      // engine.io, and while `transport.dataReq` is set.
+      if (answer === undefined || out[2]) server._drain();
+      cleanup();
+    }
+    if (status === 0) res.destroy();
+    else writeAnswer(res, status, headers, answer);
+  };
+  const onClose = () => {
+    cleanup();
+    native.bridgePostFailed(handle, flags, false);
+  };
+  req.on("data", onData);
+  req.on("end", onEnd);
+  req.on("close", onClose);
+}
+
+/** A bridged request served on the engine's runtime (hooks need JS). */
+function bridgeAsync(server, req, res, id) {
+  const native = server._native;
+  server._responses.set(id, res);
+  const sid = req._query.sid;
+  const socket = req.method === "POST" && Object.hasOwn(server.clients, sid) && server.clients[sid];
+  if (socket && socket.transport.name === "polling") {
+    const transport = socket.transport;
+    transport.dataReq = req;
+    res.on("finish", () => transport.dataReq === req && (transport.dataReq = null));
+    res.on("close", () => transport.dataReq === req && (transport.dataReq = null));
+  }
+  req.on("data", (chunk) =>
+    native.bridgeBody(id, typeof chunk === "string" ? Buffer.from(chunk) : chunk),
+  );
+  req.on("end", () => native.bridgeBodyEnd(id));
+  res.on("close", () => {
+    if (server._responses.delete(id)) native.bridgeAbort(id);
+  });
+}
+
+/**
+ * Handles an Engine.IO upgrade from a Node server.
+ * @param {import("http").IncomingMessage} req
+ * @param {import("stream").Duplex} socket
+ * @param {Buffer} head
+ */
+function handleUpgrade(server, req, socket, head) {
+  server.prepare(req);
+  const res = upgradeResponse(req, socket);
+  server._applyMiddlewares(req, res, (err) => {
+    if (err) return server._middlewareFailed(req, () => abortUpgrade(socket, "Bad request"));
+    if (res.writableEnded) return;
+    // Some middlewares (express-session) set their headers on writeHead().
+    res.writeHead();
+    const native = server._native;
+    const fd = takeoverFd(socket);
+    const id = native.bridgeUpgrade(
+      nodeRequest(req),
+      fd,
+      Buffer.from(head || []),
+      res._flatHeaders(),
+    );
+    server._requests.set(id, req);
+    socket.on("error", () => {});
+    if (fd !== undefined) {
+      // The engine owns a duplicate of the descriptor now.
+      socket.destroy();
+      return;
+    }
+    server._carried.set(id, socket);
+    socket.on("data", (chunk) => native.bridgeData(id, chunk));
+    socket.on("end", () => native.bridgeEnd(id));
+    socket.on("close", () => {
+      server._carried.delete(id);
+      native.bridgeEnd(id);
+    });
+  });
+}
 
 /** The parts of a Node request the engine reads. */
 function nodeRequest(req) {
@@ -151,6 +335,8 @@ function upgradeResponse(req, socket) {
 }
 
 module.exports = {
+  bridgeRequest,
+  handleUpgrade,
   nodeRequest,
   flatten,
   writeResponse,

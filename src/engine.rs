@@ -237,7 +237,7 @@ impl BindingEngine {
         self.shared.bridge.request(self.engine(), req.into()) as f64
     }
 
-    /// A POST `bridgePoll` let read ended without a whole body: `tooLarge`
+    /// A POST `enginePoll` let read ended without a whole body: `tooLarge`
     /// (JS answers 413), else its client went away.
     #[napi(catch_unwind)]
     pub fn bridge_post_failed(&self, handle: f64, flags: u32, too_large: bool) {
@@ -249,7 +249,7 @@ impl BindingEngine {
         polling::post_failed(self.engine(), ticket(handle, flags), why);
     }
 
-    /// The client of a GET `bridgePoll` held went away before its answer.
+    /// The client of a GET `enginePoll` held went away before its answer.
     #[napi(catch_unwind)]
     pub fn bridge_poll_gone(&self, handle: f64, poll: f64) {
         polling::poll_gone(self.engine(), handle as u64, poll as u64);

@@ -1,6 +1,6 @@
 //! Turns a batch of core events into one flat JS array, so a whole batch
 //! crosses the boundary in one call. Layout per event: a kind number, then
-//! fields that depend on the kind (read by `_dispatch` in lib/server.js).
+//! fields that depend on the kind (read by `dispatch` in lib/dispatch.js).
 
 use crate::convert::{buffer, flat, header_code};
 use crate::named::named;
