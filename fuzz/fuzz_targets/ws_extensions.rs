@@ -2,7 +2,7 @@
 //! answers with a header that itself parses as an acceptable offer.
 #![no_main]
 
-use eio_core::transport::ws::deflate::{negotiate, DeflateConfig};
+use eio_core::protocol::ws::deflate::{negotiate, DeflateConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

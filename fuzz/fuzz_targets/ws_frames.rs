@@ -3,8 +3,8 @@
 //! the split point and whether permessage-deflate was agreed.
 #![no_main]
 
-use eio_core::transport::ws::deflate::{Agreed, Inflater};
-use eio_core::transport::ws::frame::Decoder;
+use eio_core::protocol::ws::deflate::{Agreed, Inflater};
+use eio_core::protocol::ws::frame::Decoder;
 use libfuzzer_sys::fuzz_target;
 
 fn decoder(deflate: bool) -> Decoder {

@@ -4,8 +4,8 @@
 //! go into one queue per engine, and the waker runs only when the queue goes
 //! from empty to non-empty, so a burst of messages costs one wake-up.
 
-use super::error::{CloseReason, RequestError};
-use super::request::RequestInfo;
+use crate::error::{CloseReason, RequestError};
+use crate::http::RequestInfo;
 use crate::protocol::{Packet, PacketData, Protocol};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -125,7 +125,7 @@ pub enum Event {
         /// The request's id ([`RequestInfo::id`]).
         request: u64,
         /// What to write.
-        response: crate::transport::HttpResponse,
+        response: crate::http::HttpResponse,
     },
     /// Bytes for a connection the application carries (the byte bridge);
     /// empty with `end` when the engine is done with it.

@@ -4,8 +4,8 @@
 //! on JS. A call is an [`Event::Hook`](super::Event) with an id; the
 //! application answers with [`Engine::reply_hook`](super::Engine::reply_hook).
 
-use super::request::RequestInfo;
-use crate::transport::{Headers, HttpResponse};
+use crate::http::RequestInfo;
+use crate::http::{Headers, HttpResponse};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

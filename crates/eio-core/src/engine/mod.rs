@@ -2,26 +2,24 @@
 //! the handshake. Transports call into it; the application reads its
 //! [`EventQueue`] and calls [`Session`] methods.
 
-mod error;
 mod events;
 mod heartbeat;
 mod hooks;
-mod request;
 mod session;
 
-pub use self::error::{CloseReason, ErrorCode, RequestError};
 pub use self::events::{Event, EventQueue, Handle, Listen};
 pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
-pub use self::request::{has_invalid_header_char, method_name, parse_query, Fields, RequestInfo};
 pub use self::session::MessageRef;
 pub(crate) use self::session::{
     Batch, CallbackWaiter, DirectWrite, PollStart, PollWaiter, WsBatch, WsLink,
 };
 pub use self::session::{ReadyState, Session};
+pub use crate::error::{CloseReason, ErrorCode, RequestError};
+pub use crate::http::{has_invalid_header_char, method_name, parse_query, Fields, RequestInfo};
 
+use crate::http::{Headers, HttpResponse};
+pub use crate::protocol::ws::deflate::{DeflateConfig, WindowBits};
 use crate::protocol::{PacketData, Protocol, Str};
-pub use crate::transport::ws::deflate::{DeflateConfig, WindowBits};
-use crate::transport::Headers;
 use base64::Engine as _;
 use parking_lot::RwLock;
 use rand::RngCore;
@@ -554,7 +552,7 @@ pub enum Admission {
         headers: Headers,
     },
     /// A middleware answered the request.
-    Respond(crate::transport::HttpResponse),
+    Respond(HttpResponse),
     /// Refused, with engine.io's error and the headers the middlewares set
     /// (CORS headers, for example, still go out with the error).
     Refused(RequestError, Headers),

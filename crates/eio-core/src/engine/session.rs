@@ -2,12 +2,12 @@
 //! upgrade. Transports feed it packets and take what it has to send; every
 //! way a session ends goes through [`Session::close`].
 
-use super::error::CloseReason;
 use super::events::{Event, Handle, Listen};
-use super::request::RequestInfo;
 use super::{Engine, TransportKind};
+use crate::error::CloseReason;
+use crate::http::RequestInfo;
+use crate::protocol::Framing;
 use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
-use crate::transport::polling::Framing;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -317,7 +317,7 @@ impl Session {
             handle,
             sid,
             protocol,
-            framing: Framing::of(request),
+            framing: Framing::of(request.query("j"), request.query("b64")),
             engine: Arc::downgrade(&engine.inner),
             state: Mutex::new(State {
                 ready: ReadyState::Open,

@@ -352,6 +352,41 @@ fn unescape_buffer(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How a polling session's transport writes and reads payloads. engine.io
+/// fixes both when it creates the transport, from the handshake request's
+/// query (`transports/index.ts`, `transport.ts`), so later requests of the
+/// session cannot change them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framing {
+    /// JSONP (engine.io's `JSONP` transport): the callback index, the ASCII
+    /// digits of `j`. engine.io picks JSONP whenever `j` is in the query,
+    /// even empty, whatever the protocol revision; `None` is XHR polling.
+    pub jsonp: Option<String>,
+    /// Whether v3 binary data may go out as a binary payload: the client did
+    /// not send a non-empty `b64` (engine.io's `!req._query.b64`), and the
+    /// transport is not JSONP.
+    pub supports_binary: bool,
+}
+
+impl Framing {
+    /// The framing of the polling transport a handshake request creates.
+    ///
+    ///
+    /// JSONP never sends binary payloads. engine.io would, for a JSONP
+    /// client without `b64`, write `JSON.stringify` of a `Buffer` into the
+    /// script, which no client can read; every JSONP client sends `b64=1`,
+    /// so base64 strings are the one useful answer.
+    /// `j` and `b64` are the handshake query's parameters of those names.
+    pub fn of(j: Option<&str>, b64: Option<&str>) -> Self {
+        let jsonp = j.map(jsonp_index);
+        let b64 = b64.is_some_and(|v| !v.is_empty());
+        Framing {
+            supports_binary: !b64 && jsonp.is_none(),
+            jsonp,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,10 +15,12 @@ mod payload;
 pub mod pool;
 mod str;
 pub mod v3;
+pub mod ws;
 
 #[cfg(test)]
 mod prop_tests;
 
+pub use self::jsonp::Framing;
 pub use self::packet::{
     decode_packet, decode_ws_frame, DecodeError, Packet, PacketData, PacketType, WsFrame,
 };

@@ -8,7 +8,7 @@ use crate::engine::{
 };
 use crate::engine::{Batch, CallbackWaiter, Handle, HookSet, PollStart, PollWaiter, ReadyState};
 use crate::protocol::{decode_payload, encode_payload, jsonp, v3};
-use crate::protocol::{DecodeError, Packet, PacketType, Protocol, Str};
+use crate::protocol::{DecodeError, Framing, Packet, PacketType, Protocol, Str};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -276,39 +276,6 @@ pub fn preferred_encoding(header: &str) -> Option<&'static str> {
         }
     }
     best.map(|(c, _, _)| c)
-}
-
-/// How a polling session's transport writes and reads payloads. engine.io
-/// fixes both when it creates the transport, from the handshake request's
-/// query (`transports/index.ts`, `transport.ts`), so later requests of the
-/// session cannot change them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Framing {
-    /// JSONP (engine.io's `JSONP` transport): the callback index, the ASCII
-    /// digits of `j`. engine.io picks JSONP whenever `j` is in the query,
-    /// even empty, whatever the protocol revision; `None` is XHR polling.
-    pub jsonp: Option<String>,
-    /// Whether v3 binary data may go out as a binary payload: the client did
-    /// not send a non-empty `b64` (engine.io's `!req._query.b64`), and the
-    /// transport is not JSONP.
-    pub supports_binary: bool,
-}
-
-impl Framing {
-    /// The framing of the polling transport a handshake request creates.
-    ///
-    /// JSONP never sends binary payloads. engine.io would, for a JSONP
-    /// client without `b64`, write `JSON.stringify` of a `Buffer` into the
-    /// script, which no client can read; every JSONP client sends `b64=1`,
-    /// so base64 strings are the one useful answer.
-    pub fn of(handshake: &RequestInfo) -> Self {
-        let jsonp = handshake.query("j").map(jsonp::jsonp_index);
-        let b64 = handshake.query("b64").is_some_and(|v| !v.is_empty());
-        Framing {
-            supports_binary: !b64 && jsonp.is_none(),
-            jsonp,
-        }
-    }
 }
 
 /// The response carrying `packets` to the client: a v4 payload, a v3
@@ -654,7 +621,8 @@ mod tests {
     }
 
     fn framing(url: &str) -> Framing {
-        Framing::of(&RequestInfo::new("GET", url, "1.1", vec![], None))
+        let req = RequestInfo::new("GET", url, "1.1", vec![], None);
+        Framing::of(req.query("j"), req.query("b64"))
     }
 
     #[test]

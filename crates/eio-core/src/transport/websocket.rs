@@ -1,13 +1,14 @@
 //! The WebSocket transport: one task per connection reads frames, writes
 //! what the session buffers, and runs the upgrade of a polling session.
 
-use super::ws::deflate::{self, Agreed, Deflater, Inflater};
-use super::ws::frame::{self, Decoder, Incoming, Violation, OP_BINARY, OP_PONG, OP_TEXT};
 use super::ws::{Ready, WsIo};
 use crate::engine::{
     Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch,
 };
 use crate::engine::{DirectWrite, MessageRef, WsLink};
+use crate::protocol::ws::deflate::{self, Agreed, Deflater, Inflater};
+use crate::protocol::ws::frame::{self, Decoder, Incoming, OP_BINARY, OP_PONG, OP_TEXT};
+use crate::protocol::ws::Violation;
 use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protocol, Str, WsFrame};
 use crate::transport::Headers;
 use bytes::Bytes;

@@ -1,13 +1,10 @@
-//! The WebSocket protocol as eio-rs needs it, server side: the framing
-//! ([`frame`]), permessage-deflate ([`deflate`]) and the connection's I/O.
+//! The I/O of a WebSocket connection: the byte stream under it and its
+//! reads (the framing and permessage-deflate are `protocol::ws`).
 //!
 //! Our own rather than a crate's so that an idle connection holds no read
 //! buffer (a plain TCP socket is read into one buffer per runtime thread and
 //! only an incomplete frame is kept), large messages take one read, and
 //! permessage-deflate is negotiated as `ws` does.
-
-pub mod deflate;
-pub mod frame;
 
 use std::cell::RefCell;
 use std::io::{self, Read};

@@ -4,7 +4,7 @@
 //! created at their first use, since most connections never send a large
 //! message.
 
-use super::frame::Violation;
+use super::Violation;
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
