@@ -359,7 +359,7 @@ impl BindingEngine {
     #[napi(catch_unwind)]
     pub fn reply_generate_id(&self, id: f64, sid: Option<String>) -> bool {
         self.engine()
-            .reply_hook(id as u64, HookReply::GenerateId(sid.ok_or(())))
+            .reply_hook(id as u64, HookReply::GenerateId(sid))
     }
 
     /// Answers the `headers` hook with the final headers (`[name, value, ...]`).

@@ -17,6 +17,7 @@
 //! and `named` use no other module here.
 
 #![deny(clippy::all)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod calls;
 mod constants;

@@ -67,8 +67,17 @@ pub(crate) fn register(shared: Arc<Shared>, mut array: Float64Array) -> Result<u
         ));
     }
     let len = array.len();
-    // SAFETY: the pointer is used only on this thread, while `array` keeps
-    // the JS array (and so its backing store) alive.
+    // SAFETY: the pointer stays valid for as long as `Fast` holds it:
+    // - it is taken through `napi_get_typedarray_info`, for which V8 moves
+    //   a small array's data off the JS heap into a backing store of its
+    //   own, which the garbage collector never moves;
+    // - `_array` holds a reference to the array, so the backing store lives
+    //   as long as the `Fast` that holds the pointer;
+    // - the array is lib/server.js's private `_out`, made for this engine and
+    //   never transferred or detached, and `Fast::set` checks every index
+    //   against `len`;
+    // - only this JS thread (the one that registered the engine) calls the
+    //   functions that write through it, one at a time.
     let out = unsafe { array.as_mut() }.as_mut_ptr();
     let fast = Rc::new(Fast {
         shared,

@@ -87,6 +87,8 @@ mod tests {
     #[derive(Default)]
     struct Counted(AtomicIsize);
 
+    // SAFETY: every call goes to the system allocator with the caller's
+    // arguments; the count beside it changes nothing about the blocks.
     unsafe impl GlobalAlloc for Counted {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             self.0.fetch_add(1, Ordering::SeqCst);
@@ -112,6 +114,8 @@ mod tests {
             small: Counted::default(),
             large: Counted::default(),
         };
+        // SAFETY: each block is used within its layout and freed once, with
+        // the layout it has at that moment.
         unsafe {
             let small = Layout::from_size_align(100, 8).unwrap();
             let p = a.alloc(small);

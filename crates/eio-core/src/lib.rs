@@ -15,6 +15,8 @@
 //!
 //! The Node binding (the `eio-rs` crate) only converts and forwards.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod alloc;
 pub mod engine;
 pub mod error;

@@ -102,8 +102,9 @@ pub enum HookReply {
     Middlewares(MiddlewareOutcome),
     /// To [`HookCall::AllowRequest`]: `Err(message)` refuses (403, code 4).
     AllowRequest(Result<(), Option<String>>),
-    /// To [`HookCall::GenerateId`]: the id, or an error (400, code 3).
-    GenerateId(Result<String, ()>),
+    /// To [`HookCall::GenerateId`]: the id, or `None` when `generateId`
+    /// threw or its promise was rejected (400, code 3).
+    GenerateId(Option<String>),
     /// To [`HookCall::Headers`].
     Headers(Headers),
 }

@@ -436,7 +436,7 @@ impl Engine {
             request: req.clone(),
         };
         match self.call_hook(call).await {
-            Some(HookReply::GenerateId(Ok(id))) => Ok((protocol, id)),
+            Some(HookReply::GenerateId(Some(id))) => Ok((protocol, id)),
             _ => Err(RequestError::new(
                 ErrorCode::BadRequest,
                 json!({ "name": "ID_GENERATION_ERROR" }),
@@ -672,7 +672,9 @@ mod tests {
                     if let Event::Hook { id, call } = ev {
                         let reply = match call {
                             HookCall::AllowRequest { .. } => HookReply::AllowRequest(Ok(())),
-                            HookCall::GenerateId { .. } => HookReply::GenerateId(Ok("mine".into())),
+                            HookCall::GenerateId { .. } => {
+                                HookReply::GenerateId(Some("mine".into()))
+                            }
                             other => panic!("unexpected {other:?}"),
                         };
                         assert!(e2.reply_hook(id, reply));

@@ -9,7 +9,9 @@ use crate::engine::{DirectWrite, MessageRef, WsLink};
 use crate::protocol::ws::deflate::{self, Agreed, Deflater, Inflater};
 use crate::protocol::ws::frame::{self, Decoder, Incoming, OP_BINARY, OP_PONG, OP_TEXT};
 use crate::protocol::ws::Violation;
-use crate::protocol::{decode_packet, v3, Packet, PacketData, PacketType, Protocol, Str, WsFrame};
+use crate::protocol::{
+    decode_packet, v3, DecodeError, Packet, PacketData, PacketType, Protocol, Str, WsFrame,
+};
 use crate::transport::Headers;
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -343,7 +345,7 @@ impl Connection<'_> {
                 Incoming::Text(s) => match decode_text(s, self.session().protocol) {
                     Ok(Some(p)) => p,
                     Ok(None) => continue,
-                    Err(()) => {
+                    Err(_) => {
                         if self.candidate {
                             self.session().upgrade_abort(self.link.id);
                             return Some(End::Closed);
@@ -734,10 +736,10 @@ fn with_frames<'a>(
 }
 
 /// A text frame as a packet; `Ok(None)` for v3 frames engine.io ignores.
-fn decode_text(s: Str, protocol: Protocol) -> Result<Option<Packet>, ()> {
+fn decode_text(s: Str, protocol: Protocol) -> Result<Option<Packet>, DecodeError> {
     match protocol {
-        Protocol::V4 => decode_packet(s).map(Some).map_err(|_| ()),
-        Protocol::V3 => v3::decode_packet_v3(s).map_err(|_| ()),
+        Protocol::V4 => decode_packet(s).map(Some),
+        Protocol::V3 => v3::decode_packet_v3(s),
     }
 }
 

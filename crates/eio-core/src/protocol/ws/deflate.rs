@@ -105,7 +105,7 @@ type Param = (String, Option<String>);
 /// with [`BAD_EXTENSIONS`]) when the header does not parse or no offer can
 /// be accepted.
 pub fn negotiate(header: &str, config: &DeflateConfig) -> Result<Option<Agreed>, BadExtensions> {
-    let offers = parse_extensions(header).map_err(|_| BadExtensions)?;
+    let offers = parse_extensions(header)?;
     let offers: Vec<_> = offers
         .into_iter()
         .filter(|(name, _)| name == "permessage-deflate")
@@ -172,16 +172,16 @@ struct Offer {
 }
 
 /// `ws`'s `normalizeParams`: known parameters, each once, with valid values.
-fn normalize(params: Vec<Param>) -> Result<Offer, ()> {
+fn normalize(params: Vec<Param>) -> Result<Offer, BadExtensions> {
     let mut offer = Offer::default();
     let mut seen = Vec::with_capacity(params.len());
     for (key, value) in params {
         if seen.contains(&key) {
-            return Err(());
+            return Err(BadExtensions);
         }
         let bits = |v: &str| match v.parse::<u8>() {
             Ok(n) if (8..=15).contains(&n) => Ok(n),
-            _ => Err(()),
+            _ => Err(BadExtensions),
         };
         match (key.as_str(), value.as_deref()) {
             ("client_max_window_bits", None) => {
@@ -193,7 +193,7 @@ fn normalize(params: Vec<Param>) -> Result<Offer, ()> {
             ("server_max_window_bits", Some(v)) => offer.server_max_window_bits = Some(bits(v)?),
             ("client_no_context_takeover", None) => offer.client_no_context_takeover = true,
             ("server_no_context_takeover", None) => offer.server_no_context_takeover = true,
-            _ => return Err(()),
+            _ => return Err(BadExtensions),
         }
         seen.push(key);
     }
@@ -206,7 +206,7 @@ fn is_tchar(c: u8) -> bool {
 
 /// Parses an extension list (RFC 7230 tokens, `;` parameters with token or
 /// quoted values, `,` between offers), as strictly as `ws` does.
-fn parse_extensions(header: &str) -> Result<Vec<(String, Vec<Param>)>, ()> {
+fn parse_extensions(header: &str) -> Result<Vec<(String, Vec<Param>)>, BadExtensions> {
     let b = header.as_bytes();
     let mut i = 0;
     let mut offers = Vec::new();
@@ -215,13 +215,13 @@ fn parse_extensions(header: &str) -> Result<Vec<(String, Vec<Param>)>, ()> {
             *i += 1;
         }
     };
-    let token = |i: &mut usize| -> Result<String, ()> {
+    let token = |i: &mut usize| -> Result<String, BadExtensions> {
         let start = *i;
         while *i < b.len() && is_tchar(b[*i]) {
             *i += 1;
         }
         if *i == start {
-            return Err(());
+            return Err(BadExtensions);
         }
         Ok(header[start..*i].to_string())
     };
@@ -235,7 +235,7 @@ fn parse_extensions(header: &str) -> Result<Vec<(String, Vec<Param>)>, ()> {
                 break;
             }
             if b[i] != b';' {
-                return Err(());
+                return Err(BadExtensions);
             }
             i += 1;
             skip_ws(&mut i);
@@ -250,12 +250,12 @@ fn parse_extensions(header: &str) -> Result<Vec<(String, Vec<Param>)>, ()> {
                     let mut v = String::new();
                     loop {
                         match b.get(i) {
-                            None => return Err(()),
+                            None => return Err(BadExtensions),
                             Some(b'"') => break,
                             Some(b'\\') => {
-                                let c = *b.get(i + 1).ok_or(())?;
+                                let c = *b.get(i + 1).ok_or(BadExtensions)?;
                                 if !is_tchar(c) {
-                                    return Err(());
+                                    return Err(BadExtensions);
                                 }
                                 v.push(c as char);
                                 i += 2;
@@ -264,12 +264,12 @@ fn parse_extensions(header: &str) -> Result<Vec<(String, Vec<Param>)>, ()> {
                                 v.push(c as char);
                                 i += 1;
                             }
-                            Some(_) => return Err(()),
+                            Some(_) => return Err(BadExtensions),
                         }
                     }
                     i += 1;
                     if v.is_empty() {
-                        return Err(());
+                        return Err(BadExtensions);
                     }
                     value = Some(v);
                 } else {
