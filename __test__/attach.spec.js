@@ -303,3 +303,44 @@ test("req._query is engine.io's: the query the url had when the request came in"
   await close(server);
   await close(other);
 });
+
+/** Sends a raw WebSocket upgrade for `path` and resolves with every byte of the answer. */
+function rawUpgrade(port, path) {
+  return new Promise((resolve, reject) => {
+    const net = require("node:net");
+    const socket = net.connect(port, "127.0.0.1", () =>
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      ),
+    );
+    let got = "";
+    socket.setTimeout(5000, () => socket.destroy(new Error("no answer")));
+    socket.on("data", (d) => (got += d));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(got));
+  });
+}
+
+test("refused upgrades get engine.io's exact answer, from a middleware or from the engine", async () => {
+  const server = http.createServer();
+  const engine = attach(server);
+  engine.use((req, res, next) => next(req._query.fail ? new Error("boom") : undefined));
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  const abort = (message) =>
+    "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\n" +
+    `Content-Length: ${message.length}\r\n\r\n${message}`;
+  // The bridge's middlewares failed (answered from JS).
+  assert.equal(
+    await rawUpgrade(port, "/engine.io/?EIO=4&transport=websocket&fail=1"),
+    abort("Bad request"),
+  );
+  // The engine refused it (an unknown sid; answered from Rust on the taken-over socket).
+  assert.equal(
+    await rawUpgrade(port, "/engine.io/?EIO=4&transport=websocket&sid=nope"),
+    abort("Session ID unknown"),
+  );
+  engine.close();
+  await new Promise((r) => server.close(r));
+});

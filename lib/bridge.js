@@ -321,10 +321,7 @@ function abortRequest(res, code, message) {
 function abortUpgrade(socket, message) {
   socket.on("error", () => {});
   if (socket.writable) {
-    socket.write(
-      "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\n" +
-        `Content-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
-    );
+    socket.write(binding.upgradeRefusal(message));
   }
   socket.destroy();
 }

@@ -150,6 +150,14 @@ pub fn engine_post_body<'e>(
     respond(env, &fast, 0, res)
 }
 
+/// engine.io's answer to a refused upgrade, as the bytes to write on the
+/// socket (the JS bridge refuses upgrades its middlewares failed; the
+/// engine's own refusals are written the same way).
+#[napi]
+pub fn upgrade_refusal(message: String) -> napi::bindgen_prelude::Buffer {
+    HttpResponse::upgrade_refused(&message).to_http1().into()
+}
+
 /// Writes status and header code at `out[at]`, `out[at + 1]`; returns the
 /// body, or `[body, headers]` when the headers have no code.
 fn respond<'e>(env: &'e Env, fast: &Fast, at: usize, res: HttpResponse) -> Result<Unknown<'e>> {

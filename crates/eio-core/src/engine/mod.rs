@@ -199,6 +199,34 @@ impl Drop for EngineInner {
     }
 }
 
+/// A request the engine still owes the application a `RequestDone` for
+/// (when the application's hooks saw it): dropping the guard settles it, so
+/// no path out of a front end or transport can forget to.
+#[must_use = "dropping it tells the application the request is done"]
+pub struct OpenRequest {
+    engine: Engine,
+    info: Arc<RequestInfo>,
+}
+
+impl OpenRequest {
+    /// The request.
+    pub fn info(&self) -> &Arc<RequestInfo> {
+        &self.info
+    }
+}
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        self.engine.request_done(&self.info);
+    }
+}
+
+impl std::fmt::Debug for OpenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OpenRequest").field(&self.info.id).finish()
+    }
+}
+
 /// An Engine.IO server, independent of how requests reach it. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -458,6 +486,16 @@ impl Engine {
             ));
         }
         Ok(protocol)
+    }
+
+    /// A request that is now the engine's to answer: the application is
+    /// told it is done (see [`Engine::request_done`]) when the returned
+    /// guard is dropped, on whichever path the request leaves by.
+    pub fn open_request(&self, info: Arc<RequestInfo>) -> OpenRequest {
+        OpenRequest {
+            engine: self.clone(),
+            info,
+        }
     }
 
     /// Tells the application that a request which went through hooks is

@@ -5,7 +5,7 @@
 
 use crate::engine::{method_name, Engine, Event, Fields, RequestInfo};
 use crate::transport::polling::{self, Served};
-use crate::transport::websocket::{self, Refusal};
+use crate::transport::websocket::{self, UpgradeAnswer};
 use crate::transport::ws::WsIo;
 use crate::transport::Headers;
 use bytes::Bytes;
@@ -61,61 +61,18 @@ pub async fn serve_upgrade(
     head: Vec<u8>,
     extra: Headers,
 ) {
-    let (ticket, extra) = match websocket::prepare(&engine, &info, Some(extra)).await {
-        Ok(t) => t,
-        Err(Refusal::Destroy) => {
-            engine.request_done(&info);
-            return;
+    match websocket::answer_upgrade(&engine, info, Some(extra)).await {
+        UpgradeAnswer::Switch(switch) => {
+            if stream.write_all(&switch.response.to_http1()).await.is_ok() {
+                websocket::serve(engine, switch, stream, Bytes::from(head)).await;
+            }
         }
-        Err(Refusal::Error(error)) => {
-            engine.request_done(&info);
-            let _ = stream
-                .write_all(abort_upgrade(error.client_message()).as_bytes())
-                .await;
+        UpgradeAnswer::Refuse(res) => {
+            let _ = stream.write_all(&res.to_http1()).await;
             stream.shutdown().await;
-            engine.report_error(info, error);
-            return;
         }
-    };
-    let accept = match websocket::accept(&engine, &info) {
-        Ok(a) => a,
-        Err(body) => {
-            engine.request_done(&info);
-            let _ = stream.write_all(abort_upgrade(body).as_bytes()).await;
-            stream.shutdown().await;
-            return;
-        }
-    };
-    let mut res = String::from("HTTP/1.1 101 Switching Protocols\r\n");
-    let ours = accept.headers();
-    let ours = ours.iter().map(|(k, v)| (*k, v.as_str()));
-    for (k, v) in ours.chain(extra.iter().map(|(k, v)| (&**k, &**v))) {
-        if !k.contains(['\r', '\n']) && !v.contains(['\r', '\n']) {
-            res.push_str(&format!("{k}: {v}\r\n"));
-        }
+        UpgradeAnswer::Destroy => {}
     }
-    res.push_str("\r\n");
-    if stream.write_all(res.as_bytes()).await.is_err() {
-        engine.request_done(&info);
-        return;
-    }
-    websocket::serve(
-        engine,
-        ticket,
-        info,
-        stream,
-        Bytes::from(head),
-        accept.deflate,
-    )
-    .await;
-}
-
-/// engine.io's `abortUpgrade`: a 400 whose body is the message.
-fn abort_upgrade(message: &str) -> String {
-    format!(
-        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\nContent-Length: {}\r\n\r\n{message}",
-        message.len()
-    )
 }
 
 /// Requests and connections in flight through the bridge.

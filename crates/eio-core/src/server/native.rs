@@ -3,6 +3,7 @@
 //! from the Node server engine.io's `listen()` creates.
 
 use crate::engine::{method_name, parse_query, CloseReason, Engine, Fields, RequestInfo};
+use crate::transport::websocket::UpgradeAnswer;
 use crate::transport::ws::WsIo;
 use crate::transport::{polling, websocket, HttpResponse};
 use bytes::Bytes;
@@ -478,49 +479,26 @@ fn request_timeout() -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-/// engine.io's `abortUpgrade`: a 400 with the message as text/html.
-fn abort_upgrade(message: &str) -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::BAD_REQUEST)
-        .header(header::CONNECTION, "close")
-        .header(header::CONTENT_TYPE, "text/html")
-        .body(Full::new(Bytes::from(message.to_string())))
-        .expect("static response parts are valid")
-}
-
 async fn upgrade_websocket(
     engine: Engine,
     info: Arc<RequestInfo>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, io::Error> {
-    let (ticket, extra) = match websocket::prepare(&engine, &info, None).await {
-        Ok(t) => t,
-        Err(websocket::Refusal::Destroy) => {
-            engine.request_done(&info);
+    let switch = match websocket::answer_upgrade(&engine, info, None).await {
+        UpgradeAnswer::Switch(s) => s,
+        UpgradeAnswer::Refuse(res) => return Ok(to_hyper(res)),
+        UpgradeAnswer::Destroy => {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "ended by a middleware",
-            ));
-        }
-        Err(websocket::Refusal::Error(error)) => {
-            engine.request_done(&info);
-            let res = abort_upgrade(error.client_message());
-            engine.report_error(info, error);
-            return Ok(res);
-        }
-    };
-    let accept = match websocket::accept(&engine, &info) {
-        Ok(a) => a,
-        Err(body) => {
-            engine.request_done(&info);
-            return Ok(abort_upgrade(body));
+            ))
         }
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let deflate = accept.deflate.clone();
+    let response = switching(&switch.response);
     tokio::spawn(async move {
+        // A client gone before the switch: dropping `switch` settles the request.
         let Ok(upgraded) = on_upgrade.await else {
-            engine.request_done(&info);
             return;
         };
         // Our own connections are TCP: read without a buffer per connection.
@@ -532,18 +510,21 @@ async fn upgrade_websocket(
             ),
             Err(upgraded) => (WsIo::other(TokioIo::new(upgraded)), Bytes::new()),
         };
-        websocket::serve(engine, ticket, info, io, head, deflate).await;
+        websocket::serve(engine, switch, io, head).await;
     });
+    Ok(response)
+}
+
+/// The 101 for hyper; engine.io's 400 if a header cannot be sent (one the
+/// application's `headers` listener set, say).
+fn switching(res: &HttpResponse) -> Response<Body> {
     let mut builder = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
-    for (k, v) in accept.headers() {
-        builder = builder.header(k, v);
-    }
-    for (k, v) in &extra {
+    for (k, v) in &res.headers {
         builder = builder.header(&**k, &**v);
     }
-    Ok(builder
+    builder
         .body(Full::new(Bytes::new()))
-        .unwrap_or_else(|_| abort_upgrade("Bad Request")))
+        .unwrap_or_else(|_| to_hyper(HttpResponse::upgrade_refused("Bad Request")))
 }
 
 /// Converts an engine response for hyper; fixed header values are not

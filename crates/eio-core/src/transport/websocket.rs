@@ -5,7 +5,8 @@ use super::ws::{Ready, WsIo};
 use crate::engine::{
     Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch,
 };
-use crate::engine::{DirectWrite, MessageRef, WsLink};
+use crate::engine::{DirectWrite, MessageRef, OpenRequest, WsLink};
+use crate::http::HttpResponse;
 use crate::protocol::ws::deflate::{self, Agreed, Deflater, Inflater};
 use crate::protocol::ws::frame::{self, Decoder, Incoming, OP_BINARY, OP_PONG, OP_TEXT};
 use crate::protocol::ws::Violation;
@@ -23,7 +24,7 @@ use tokio::net::TcpStream;
 
 /// What an upgrade request turned out to be, decided before the 101.
 #[derive(Debug)]
-pub enum Ticket {
+enum Ticket {
     /// A new session that starts on WebSocket, with its id.
     Handshake {
         /// The protocol revision.
@@ -40,20 +41,86 @@ pub enum Ticket {
 
 /// Why an upgrade request gets no 101.
 #[derive(Debug)]
-pub enum Refusal {
+enum Refusal {
     /// A middleware ended the response: the connection is destroyed.
     Destroy,
     /// engine.io's error: a 400 with the message, and `connection_error`.
     Error(RequestError),
 }
 
+/// What a front end does with an upgrade request, decided here once for
+/// both front ends.
+#[derive(Debug)]
+pub enum UpgradeAnswer {
+    /// Write [`Switch::response`] (the 101), then hand the connection to
+    /// [`serve`].
+    Switch(Switch),
+    /// Write this response (engine.io's 400) and close the connection.
+    Refuse(HttpResponse),
+    /// End the connection with no answer: a middleware ended it.
+    Destroy,
+}
+
+/// An accepted upgrade, waiting for its connection.
+#[derive(Debug)]
+pub struct Switch {
+    /// The 101: the WebSocket headers, then the application's.
+    pub response: HttpResponse,
+    ticket: Ticket,
+    request: OpenRequest,
+    deflate: Option<Agreed>,
+}
+
+/// Answers an upgrade request: engine.io's checks (middlewares, `verify`,
+/// `allowRequest`, `generateId`, `headers`), then `ws`'s, with a refusal
+/// reported to the application. `ran_middlewares` carries the headers of
+/// middlewares the front end already ran (the Node bridge runs them on the
+/// real request); with `None` the engine runs them. The application is
+/// told the request is done when the answer (or the connection it
+/// switches) no longer needs it, however the front end leaves.
+pub async fn answer_upgrade(
+    engine: &Engine,
+    info: Arc<RequestInfo>,
+    ran_middlewares: Option<Headers>,
+) -> UpgradeAnswer {
+    let request = engine.open_request(info);
+    let info = request.info().clone();
+    let (ticket, extra) = match prepare(engine, &info, ran_middlewares).await {
+        Ok(t) => t,
+        Err(Refusal::Destroy) => return UpgradeAnswer::Destroy,
+        Err(Refusal::Error(error)) => {
+            let res = HttpResponse::upgrade_refused(error.client_message());
+            drop(request);
+            engine.report_error(info, error);
+            return UpgradeAnswer::Refuse(res);
+        }
+    };
+    let accept = match accept(engine, &info) {
+        Ok(a) => a,
+        Err(body) => return UpgradeAnswer::Refuse(HttpResponse::upgrade_refused(body)),
+    };
+    let mut headers: Headers = accept
+        .headers()
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    headers.extend(extra);
+    UpgradeAnswer::Switch(Switch {
+        response: HttpResponse {
+            status: 101,
+            headers,
+            body: Bytes::new(),
+        },
+        ticket,
+        request,
+        deflate: accept.deflate,
+    })
+}
+
 /// Runs engine.io's checks on an upgrade request (middlewares, `verify`,
 /// `allowRequest`, `generateId`) and returns the ticket and the extra
 /// headers of the 101: the middlewares' as the `headers` listeners left them.
-/// `ran_middlewares` carries the headers of middlewares the front end
-/// already ran (the Node bridge runs them on the real request); with `None`
-/// the engine runs them.
-pub async fn prepare(
+async fn prepare(
     engine: &Engine,
     req: &Arc<RequestInfo>,
     ran_middlewares: Option<Headers>,
@@ -84,7 +151,7 @@ pub async fn prepare(
 
 /// The answer to a valid RFC 6455 upgrade request: the headers of the 101.
 #[derive(Debug)]
-pub struct Accept {
+struct Accept {
     /// `Sec-WebSocket-Accept`.
     pub key: String,
     /// permessage-deflate, when configured and offered.
@@ -109,7 +176,7 @@ impl Accept {
 /// Checks an upgrade request as `ws` does after engine.io's checks (GET,
 /// `Upgrade: websocket`, version 13, a key; the extension offer when
 /// `perMessageDeflate` is on). `Err` is the body of the 400.
-pub fn accept(engine: &Engine, req: &RequestInfo) -> Result<Accept, &'static str> {
+fn accept(engine: &Engine, req: &RequestInfo) -> Result<Accept, &'static str> {
     let upgrade = req
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
@@ -159,22 +226,27 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// engine.io's upgrade check interval.
 const UPGRADE_TICK: Duration = Duration::from_millis(100);
 
-/// Serves an accepted WebSocket until it ends. `head` holds bytes that
-/// arrived with the upgrade request; `deflate` is what [`accept`] agreed.
-pub async fn serve(
-    engine: Engine,
-    ticket: Ticket,
-    req: Arc<RequestInfo>,
-    io: WsIo,
-    head: Bytes,
-    deflate: Option<Agreed>,
-) {
+/// Serves an accepted WebSocket until it ends, on the connection its 101
+/// went out on. `head` holds bytes that arrived with the upgrade request.
+pub async fn serve(engine: Engine, switch: Switch, io: WsIo, head: Bytes) {
+    let Switch {
+        ticket,
+        request,
+        deflate,
+        ..
+    } = switch;
+    let req = request.info().clone();
     let link = WsLink::new(engine.next_id());
     // engine.io: `!req._query.b64`, so an empty `b64=` still means binary.
     let supports_binary = req.query("b64").is_none_or(|v| v.is_empty());
-    if !matches!(ticket, Ticket::Handshake { .. }) {
-        engine.request_done(&req);
-    }
+    // A new session's request is done after its `connection` event; any
+    // other's now.
+    let request = if matches!(ticket, Ticket::Handshake { .. }) {
+        Some(request)
+    } else {
+        drop(request);
+        None
+    };
     let mut conn = Connection {
         engine: &engine,
         session: None,
@@ -215,7 +287,7 @@ pub async fn serve(
             let s = engine.open_session(req.clone(), kind, protocol, sid, Some(link.clone()));
             // After `connection`, so the application hands the same request
             // object from its hooks to `socket.request`.
-            engine.request_done(&req);
+            drop(request);
             conn.session = Some(s);
         }
         Ticket::Upgrade(session) => {
@@ -875,11 +947,16 @@ mod tests {
     fn spawn_session(engine: &Engine, io: WsIo, sid: &str) {
         let url = "/engine.io/?EIO=4&transport=websocket";
         let req = Arc::new(RequestInfo::new("GET", url, "1.1", vec![], None));
-        let ticket = Ticket::Handshake {
-            protocol: Protocol::V4,
-            sid: sid.into(),
+        let switch = Switch {
+            response: HttpResponse::empty(101),
+            ticket: Ticket::Handshake {
+                protocol: Protocol::V4,
+                sid: sid.into(),
+            },
+            request: engine.open_request(req),
+            deflate: None,
         };
-        tokio::spawn(serve(engine.clone(), ticket, req, io, Bytes::new(), None));
+        tokio::spawn(serve(engine.clone(), switch, io, Bytes::new()));
     }
 
     /// Collects events until `done` holds (for at most 5 s), acknowledging
