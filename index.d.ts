@@ -143,11 +143,33 @@ export interface ConnectionError {
   context: Record<string, unknown>;
 }
 
+/**
+ * Node's `tls` options that `listen()` serves HTTPS and WSS with (rustls,
+ * TLS 1.2 and 1.3). Others (`pfx`, `passphrase`, `ciphers`, ...) throw an
+ * error with `code: "ERR_EIO_TLS_OPTION"` and `option` naming them.
+ */
+export interface TlsOptions {
+  /** The private key, PEM (PKCS#8, PKCS#1 RSA or SEC1 EC), unencrypted. */
+  key?: string | Buffer | Array<string | Buffer>;
+  /** The certificate chain, PEM, the server's own first. */
+  cert?: string | Buffer | Array<string | Buffer>;
+  /** Authorities for client certificates (with `requestCert`). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  requestCert?: boolean;
+  rejectUnauthorized?: boolean;
+  minVersion?: "TLSv1.2" | "TLSv1.3";
+  maxVersion?: "TLSv1.2" | "TLSv1.3";
+  /** ms a client may take to finish the TLS handshake (120000). */
+  handshakeTimeout?: number;
+}
+
 /** engine.httpServer for listen(): the native listener, with the Node server API callers use. */
 export interface NativeHttpServer extends EventEmitter {
   readonly listening: boolean;
   address(): { address: string; family: string; port: number } | null;
   close(callback?: (err?: Error) => void): this;
+  /** Node's `setSecureContext()`: new connections use this key and certificate. */
+  setSecureContext(options: TlsOptions): void;
 }
 
 export declare class Server extends EventEmitter {
@@ -189,7 +211,7 @@ export declare const transports: Record<
 export type ListenTarget = number | { port?: number; host?: string };
 export declare function listen(
   port: ListenTarget,
-  options?: ServerOptions & AttachOptions,
+  options?: ServerOptions & AttachOptions & TlsOptions,
   callback?: () => void,
 ): Server;
 export declare function listen(port: ListenTarget, callback?: () => void): Server;

@@ -35,7 +35,8 @@ function listen(port, options, callback) {
     options = {};
   }
   const engine = new Server(options || {});
-  engine.httpServer = new NativeHttpServer(engine);
+  // Node's tls options (`key`, `cert`, ...) make it an HTTPS listener.
+  engine.httpServer = new NativeHttpServer(engine, options);
   engine.httpServer.listen(port, callback);
   return engine;
 }

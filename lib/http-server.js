@@ -1,6 +1,7 @@
 "use strict";
 
 const { EventEmitter } = require("events");
+const { tlsOptions, tlsOptionError } = require("./options");
 
 /**
  * `engine.httpServer` for `listen()`: the listener is native (hyper on the
@@ -8,8 +9,13 @@ const { EventEmitter } = require("events");
  * engine.io's `listen()` returns, for what callers use of it.
  */
 class NativeHttpServer extends EventEmitter {
-  constructor(engine) {
+  /**
+   * @param {object} engine the Server
+   * @param {object} [tls] Node's tls options (`key`, `cert`, ...): serve over TLS
+   */
+  constructor(engine, tls) {
     super();
+    this._tls = tlsOptions(tls);
     this.listening = false;
     this._engine = engine;
     this._id = null;
@@ -32,8 +38,12 @@ class NativeHttpServer extends EventEmitter {
     const native = this._engine._native;
     let info;
     try {
-      info = native.listen(host || undefined, Number(port) || 0);
+      info = native.listen(host || undefined, Number(port) || 0, this._tls);
     } catch (err) {
+      // A certificate or key that cannot be used is the caller's mistake,
+      // thrown at once as Node's tls.createServer() does.
+      const tlsError = fromTlsError(err);
+      if (tlsError) throw tlsError;
       const e = listenError(err, host, Number(port) || 0);
       process.nextTick(() => this.emit("error", e));
       return this;
@@ -79,6 +89,25 @@ class NativeHttpServer extends EventEmitter {
     return this;
   }
 
+  /**
+   * Node's `server.setSecureContext()`: the connections that come after use
+   * the new key and certificate; open ones keep theirs.
+   * @param {object} options `key`, `cert`, `ca`, ... as for `listen()`
+   */
+  setSecureContext(options) {
+    const tls = tlsOptions(options);
+    if (!tls) throw tlsOptionError("key", "setSecureContext() needs a key and a certificate");
+    if (!this._tls) throw new Error("eio-rs: setSecureContext() on a listener without TLS");
+    if (this.listening) {
+      try {
+        this._engine._native.setSecureContext(this._id, tls);
+      } catch (err) {
+        throw fromTlsError(err) || err;
+      }
+    }
+    this._tls = tls;
+  }
+
   /** A listening (or still closing) server keeps Node alive, as Node's own does. */
   _keepAlive() {
     this._engine._native.keepAlive(this.listening || this._closing > 0);
@@ -92,6 +121,12 @@ class NativeHttpServer extends EventEmitter {
   unref() {
     return this;
   }
+}
+
+/** The binding's `ERR_EIO_TLS_OPTION:<option>:<message>` as an Error, or null. */
+function fromTlsError(err) {
+  const m = /^ERR_EIO_TLS_OPTION:([^:]+):(.*)$/s.exec(err && err.message);
+  return m ? tlsOptionError(m[1], m[2]) : null;
 }
 
 /**

@@ -91,4 +91,85 @@ function perMessageDeflate(pmd) {
   };
 }
 
-module.exports = { withDefaults, bindingOptions, computePath };
+// Node's tls options that rustls (ring) cannot honour as Node does: refused
+// by name at listen(), rather than ignored.
+const UNSUPPORTED_TLS = [
+  "pfx",
+  "passphrase",
+  "ciphers",
+  "ecdhCurve",
+  "dhparam",
+  "secureOptions",
+  "secureProtocol",
+  "sessionIdContext",
+  "ticketKeys",
+  "sessionTimeout",
+  "crl",
+  "sigalgs",
+  "privateKeyEngine",
+  "privateKeyIdentifier",
+  "honorCipherOrder",
+  "SNICallback",
+  "ALPNProtocols",
+  "ALPNCallback",
+  "pskCallback",
+  "pskIdentityHint",
+  "clientCertEngine",
+  "secureContext",
+  "minDHSize",
+  "enableTrace",
+];
+
+/** An Error for a TLS option eio-rs cannot use, with `code` and `option`. */
+function tlsOptionError(option, message) {
+  const err = new Error(`eio-rs: TLS option \`${option}\`: ${message}`);
+  err.code = "ERR_EIO_TLS_OPTION";
+  err.option = option;
+  return err;
+}
+
+/** PEM values as Node takes them (string, Buffer, or an array of them) as Buffers. */
+function pemList(option, value) {
+  if (value === undefined || value === null) return [];
+  return (Array.isArray(value) ? value : [value]).map((v) => {
+    if (typeof v === "string") return Buffer.from(v);
+    if (Buffer.isBuffer(v)) return v;
+    if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    if (v && typeof v === "object" && "pem" in v) {
+      if (v.passphrase !== undefined)
+        throw tlsOptionError("passphrase", "encrypted keys are not supported");
+      return pemList(option, v.pem)[0];
+    }
+    throw tlsOptionError(option, "must be PEM, as a string or a Buffer (or an array of them)");
+  });
+}
+
+/**
+ * The TLS options of `listen()` or `setSecureContext()` as the binding takes
+ * them (`TlsOptions`), or undefined when `opts` asks for no TLS (no `key`,
+ * `cert` or `pfx`). Throws, naming the option, on one eio-rs does not support.
+ */
+function tlsOptions(opts) {
+  if (!opts || (opts.key === undefined && opts.cert === undefined && opts.pfx === undefined)) {
+    return undefined;
+  }
+  for (const name of UNSUPPORTED_TLS) {
+    if (opts[name] !== undefined) {
+      throw tlsOptionError(name, "is not supported by eio-rs's native TLS (use PEM key and cert)");
+    }
+  }
+  const version = (name) => (opts[name] === undefined ? undefined : String(opts[name]));
+  return {
+    key: pemList("key", opts.key),
+    cert: pemList("cert", opts.cert),
+    ca: pemList("ca", opts.ca),
+    requestCert: !!opts.requestCert,
+    rejectUnauthorized: opts.rejectUnauthorized !== false,
+    minVersion: version("minVersion"),
+    maxVersion: version("maxVersion"),
+    handshakeTimeout:
+      opts.handshakeTimeout === undefined ? undefined : Number(opts.handshakeTimeout),
+  };
+}
+
+module.exports = { withDefaults, bindingOptions, computePath, tlsOptions, tlsOptionError };

@@ -50,21 +50,22 @@ function lazyQuery(req) {
 class EngineRequest {
   /**
    * @param {string} packed lines: method, url, httpVersion, remoteAddress,
-   *   remotePort, then header names and values (see `pack` in src/events.rs)
+   *   remotePort, "1" when over TLS (else empty), then header names and
+   *   values (see `pack` in src/events.rs)
    */
   constructor(packed) {
     const lines = packed.split("\n");
-    const [method, url, httpVersion, remoteAddress, remotePort] = lines;
+    const [method, url, httpVersion, remoteAddress, remotePort, encrypted] = lines;
     this.method = method;
     this.url = url;
     this.httpVersion = httpVersion;
-    this.rawHeaders = lines.slice(5);
+    this.rawHeaders = lines.slice(6);
     this.headers = joinHeaders(this.rawHeaders);
     const socket = {
       remoteAddress,
       remotePort: Number(remotePort),
       remoteFamily: remoteAddress.includes(":") ? "IPv6" : "IPv4",
-      encrypted: false,
+      encrypted: encrypted === "1",
     };
     this.socket = socket;
     this.connection = socket;

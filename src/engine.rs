@@ -3,7 +3,7 @@
 //! tells JS a batch of events is waiting.
 
 use crate::convert::{packet_data, ticket};
-use crate::options::BindingOptions;
+use crate::options::{settings, tls_error, BindingOptions, TlsOptions};
 use crate::registry::{self, Shared};
 use crate::runtime::runtime;
 use eio_core::engine::{
@@ -11,6 +11,7 @@ use eio_core::engine::{
 };
 use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
+use eio_core::server::tls::Tls;
 use eio_core::transport::polling::{self, PostFailure};
 use eio_core::transport::{Headers, HttpResponse};
 use napi::bindgen_prelude::{BufferSlice, Either, Float64Array, Function};
@@ -401,17 +402,25 @@ impl BindingEngine {
         Ok(())
     }
 
-    /// Starts a native listener on `host:port` (all interfaces when no host).
-    /// Errors carry Node's codes (`EADDRINUSE`, ...).
+    /// Starts a native listener on `host:port` (all interfaces when no host),
+    /// over TLS when `tls` is given. Errors carry Node's codes
+    /// (`EADDRINUSE`, ...), or name the TLS option at fault.
     #[napi(catch_unwind)]
-    pub fn listen(&mut self, host: Option<String>, port: u32) -> Result<ListenInfo> {
+    pub fn listen(
+        &mut self,
+        host: Option<String>,
+        port: u32,
+        tls: Option<TlsOptions>,
+    ) -> Result<ListenInfo> {
         let port = u16::try_from(port)
             .map_err(|_| napi::Error::new(Status::InvalidArg, "option `port` must be 0..65535"))?;
+        let tls = tls.as_ref().map(Tls::try_from).transpose()?;
         let server = NativeServer::bind(
             self.engine().clone(),
             self.routes.clone(),
             host.as_deref(),
             port,
+            tls,
         )
         .map_err(io_error)?;
         let addr = server.local_addr();
@@ -424,6 +433,23 @@ impl BindingEngine {
             family: if addr.is_ipv6() { "IPv6" } else { "IPv4" }.into(),
             port: addr.port() as u32,
         })
+    }
+
+    /// Node's `server.setSecureContext()`: the TLS listener `id` uses `tls`
+    /// for the connections that come after.
+    #[napi(catch_unwind)]
+    pub fn set_secure_context(&self, id: u32, tls: TlsOptions) -> Result<()> {
+        let listeners = self.shared.listeners.lock();
+        let Some(server) = listeners.get(&(id as u64)) else {
+            return Err(napi::Error::new(Status::InvalidArg, "no such listener"));
+        };
+        let Some(current) = server.tls() else {
+            return Err(napi::Error::new(
+                Status::InvalidArg,
+                "the listener has no TLS: listen() with `key` and `cert` first",
+            ));
+        };
+        current.replace(&settings(&tls)?).map_err(tls_error)
     }
 
     /// Stops a listener; a `LISTENER_CLOSED` event follows once its last

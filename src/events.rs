@@ -122,6 +122,8 @@ fn pack(r: &RequestInfo) -> String {
     out.push_str(&r.remote_address());
     out.push('\n');
     out.push_str(&port.to_string());
+    out.push('\n');
+    out.push_str(if r.encrypted { "1" } else { "" });
     for (k, v) in r.headers() {
         out.push('\n');
         out.push_str(k);

@@ -4,6 +4,7 @@
 use crate::convert::packet_data;
 use eio_core::engine::{Config, DeflateConfig, WindowBits};
 use eio_core::server::native::RouteOptions;
+use eio_core::server::tls::{Tls, TlsError, TlsSettings};
 use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
 use std::time::Duration;
@@ -41,6 +42,64 @@ pub struct BindingOptions {
     pub per_message_deflate: Option<DeflateOptions>,
     /// `requestTimeout`, in ms (0 disables it), or none for Node's default.
     pub request_timeout: Option<f64>,
+}
+
+/// Node's `tls` options for `listen()` and `setSecureContext()`, PEM as
+/// Buffers (lib/options.js turns strings and arrays into these, and
+/// refuses the options eio-rs does not support).
+#[napi(object)]
+pub struct TlsOptions {
+    /// `key`.
+    pub key: Vec<Buffer>,
+    /// `cert`.
+    pub cert: Vec<Buffer>,
+    /// `ca`.
+    pub ca: Vec<Buffer>,
+    /// `requestCert`.
+    pub request_cert: bool,
+    /// `rejectUnauthorized`.
+    pub reject_unauthorized: bool,
+    /// `minVersion`.
+    pub min_version: Option<String>,
+    /// `maxVersion`.
+    pub max_version: Option<String>,
+    /// `handshakeTimeout`, in ms.
+    pub handshake_timeout: Option<f64>,
+}
+
+impl TryFrom<&TlsOptions> for Tls {
+    type Error = napi::Error;
+
+    fn try_from(o: &TlsOptions) -> napi::Result<Tls> {
+        Tls::new(&settings(o)?).map_err(tls_error)
+    }
+}
+
+/// The core's settings from the JS options.
+pub(crate) fn settings(o: &TlsOptions) -> napi::Result<TlsSettings> {
+    let pem = |list: &[Buffer]| list.iter().map(|b| b.to_vec()).collect();
+    Ok(TlsSettings {
+        key: pem(&o.key),
+        cert: pem(&o.cert),
+        ca: pem(&o.ca),
+        request_cert: o.request_cert,
+        reject_unauthorized: o.reject_unauthorized,
+        min_version: o.min_version.clone(),
+        max_version: o.max_version.clone(),
+        handshake_timeout: o
+            .handshake_timeout
+            .map(|ms| millis("handshakeTimeout", ms))
+            .transpose()?,
+    })
+}
+
+/// A TLS option error for JS: `ERR_EIO_TLS_OPTION:<option>:<message>`,
+/// which lib/http-server.js turns into an Error with `code` and `option`.
+pub(crate) fn tls_error(e: TlsError) -> napi::Error {
+    napi::Error::new(
+        napi::Status::InvalidArg,
+        format!("ERR_EIO_TLS_OPTION:{}:{}", e.option, e.message),
+    )
 }
 
 /// `perMessageDeflate` (the options of `ws`); window bits `0` stand for

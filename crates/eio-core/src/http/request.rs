@@ -25,6 +25,8 @@ pub struct RequestInfo {
     headers: Fields,
     /// The peer, when the front end knows it.
     pub remote: Option<SocketAddr>,
+    /// Whether it came over TLS (Node's `req.socket.encrypted`).
+    pub encrypted: bool,
     /// The query string, decoded as `URLSearchParams` does.
     query: Fields,
 }
@@ -142,6 +144,7 @@ impl RequestInfo {
             http_version,
             headers,
             remote,
+            encrypted: false,
             query,
         }
     }

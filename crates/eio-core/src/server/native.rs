@@ -1,7 +1,9 @@
-//! The native listener: hyper HTTP/1.1 on the engine's runtime. Requests
-//! under the engine path go to the transports; everything else gets 501, as
-//! from the Node server engine.io's `listen()` creates.
+//! The native listener: hyper HTTP/1.1 on the engine's runtime, in clear or
+//! over TLS. Requests under the engine path go to the transports;
+//! everything else gets 501, as from the Node server engine.io's `listen()`
+//! creates.
 
+use super::tls::Tls;
 use crate::engine::{method_name, parse_query, CloseReason, Engine, Fields, RequestInfo};
 use crate::transport::websocket::UpgradeAnswer;
 use crate::transport::ws::WsIo;
@@ -22,6 +24,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
@@ -65,6 +68,7 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct NativeServer {
     addr: SocketAddr,
+    tls: Option<Arc<Tls>>,
     shutdown: watch::Sender<bool>,
     connections: Arc<Connections>,
     /// Signalled once the accept loop dropped the listening socket.
@@ -89,14 +93,16 @@ impl Drop for ConnGuard {
 
 impl NativeServer {
     /// Binds `host:port` (all interfaces, IPv6 and IPv4, when `host` is
-    /// `None`) and serves `engine` there. Binding happens now, so errors
-    /// such as `EADDRINUSE` reach the caller.
+    /// `None`) and serves `engine` there, over `tls` when given. Binding
+    /// happens now, so errors such as `EADDRINUSE` reach the caller.
     pub fn bind(
         engine: Engine,
         routes: RouteOptions,
         host: Option<&str>,
         port: u16,
+        tls: Option<Tls>,
     ) -> io::Result<Self> {
+        let tls = tls.map(Arc::new);
         let std_listener = bind_std(host, port)?;
         let addr = std_listener.local_addr()?;
         let (shutdown, rx) = watch::channel(false);
@@ -117,9 +123,15 @@ impl NativeServer {
             unbound: unbound_tx,
             _guard: guard,
         };
-        rt.spawn(accept_loop(engine, Arc::new(routes), listening, rx, conns));
+        let front = Front {
+            engine,
+            routes: Arc::new(routes),
+            tls: tls.clone(),
+        };
+        rt.spawn(accept_loop(front, listening, rx, conns));
         Ok(NativeServer {
             addr,
+            tls,
             shutdown,
             connections,
             unbound: parking_lot::Mutex::new(Some(unbound)),
@@ -129,6 +141,11 @@ impl NativeServer {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The listener's TLS, when it has one (for `setSecureContext`).
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_deref()
     }
 
     /// Stops accepting, ends idle keep-alive connections and lets requests
@@ -207,9 +224,16 @@ impl Drop for Listening {
     }
 }
 
-async fn accept_loop(
+/// What every connection of a listener shares.
+#[derive(Clone)]
+struct Front {
     engine: Engine,
     routes: Arc<RouteOptions>,
+    tls: Option<Arc<Tls>>,
+}
+
+async fn accept_loop(
+    front: Front,
     listening: Listening,
     mut shutdown: watch::Receiver<bool>,
     conns: Arc<Connections>,
@@ -234,8 +258,7 @@ async fn accept_loop(
         conns.live.fetch_add(1, Ordering::AcqRel);
         let guard = ConnGuard(conns.clone());
         tokio::spawn(serve_connection(
-            engine.clone(),
-            routes.clone(),
+            front.clone(),
             stream,
             remote,
             shutdown.clone(),
@@ -244,20 +267,48 @@ async fn accept_loop(
     }
 }
 
+/// Serves one accepted connection: the TLS handshake first when the
+/// listener has TLS (bounded by `handshakeTimeout`, and by a shutdown),
+/// then HTTP.
 async fn serve_connection(
-    engine: Engine,
-    routes: Arc<RouteOptions>,
+    front: Front,
     stream: TcpStream,
     remote: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
-    _guard: ConnGuard,
+    guard: ConnGuard,
 ) {
+    let Some(tls) = front.tls.clone() else {
+        return serve_http(front, stream, remote, false, shutdown, guard).await;
+    };
+    let handshake = tokio::time::timeout(tls.handshake_timeout(), tls.acceptor().accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            // A failed or slow handshake ends the connection alone.
+            Ok(Err(_)) | Err(_) => return,
+        },
+        _ = shutdown.changed() => return,
+    };
+    serve_http(front, stream, remote, true, shutdown, guard).await;
+}
+
+async fn serve_http<S>(
+    front: Front,
+    stream: S,
+    remote: SocketAddr,
+    encrypted: bool,
+    mut shutdown: watch::Receiver<bool>,
+    _guard: ConnGuard,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Front { engine, routes, .. } = front;
     let svc = service_fn(move |req: Request<Incoming>| {
         let engine = engine.clone();
         let routes = routes.clone();
         // A cheap copy (reference counted): the sid is read only on a panic.
         let uri = req.uri().clone();
-        let served = route(engine.clone(), routes, req, remote);
+        let served = route(engine.clone(), routes, req, remote, encrypted);
         async move { guarded(&engine, &uri, served).await }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -348,6 +399,7 @@ async fn route(
     routes: Arc<RouteOptions>,
     req: Request<Incoming>,
     remote: SocketAddr,
+    encrypted: bool,
 ) -> Result<Response<Body>, io::Error> {
     let url = req
         .uri()
@@ -375,6 +427,7 @@ async fn route(
     }
     let mut info = request_info(&req, Some(remote));
     info.id = engine.next_id();
+    info.encrypted = encrypted;
     let info = Arc::new(info);
     if upgrade {
         return upgrade_websocket(engine, info, req).await;
