@@ -249,12 +249,15 @@ const UPGRADE_TICK: Duration = Duration::from_millis(100);
 /// Serves an accepted WebSocket until it ends, on the connection its 101
 /// went out on. `head` holds bytes that arrived with the upgrade request.
 pub async fn serve(engine: Engine, switch: Switch, io: WsIo, head: Bytes) {
+    // Taken apart whole, so that the 101 (sent already) is not kept for the
+    // connection's life.
     let Switch {
+        response,
         ticket,
         request,
         deflate,
-        ..
     } = switch;
+    drop(response);
     let req = request.info().clone();
     let link = WsLink::new(engine.next_id());
     // engine.io: `!req._query.b64`, so an empty `b64=` still means binary.
