@@ -363,8 +363,7 @@ impl Engine {
             return Ok(Verified::Existing(session, transport));
         }
 
-        // RFC 8441: over HTTP/2 a WebSocket opens with an extended CONNECT.
-        if req.method != "GET" && !(upgrade && req.method == "CONNECT") {
+        if req.method != "GET" {
             return Err(RequestError::new(
                 ErrorCode::BadHandshakeMethod,
                 json!({ "method": req.method }),
