@@ -204,7 +204,8 @@ impl Drop for EngineInner {
 /// no path out of a front end or transport can forget to.
 #[must_use = "dropping it tells the application the request is done"]
 pub struct OpenRequest {
-    engine: Engine,
+    /// `None` once [`OpenRequest::defer`] handed the debt on.
+    engine: Option<Engine>,
     info: Arc<RequestInfo>,
 }
 
@@ -213,11 +214,21 @@ impl OpenRequest {
     pub fn info(&self) -> &Arc<RequestInfo> {
         &self.info
     }
+
+    /// Disarms the guard: the caller now owes [`Engine::request_done`]
+    /// itself. For a long-lived future, where the guard's engine handle
+    /// would cost every idle connection its size.
+    pub(crate) fn defer(mut self) -> Arc<RequestInfo> {
+        self.engine = None;
+        self.info.clone()
+    }
 }
 
 impl Drop for OpenRequest {
     fn drop(&mut self) {
-        self.engine.request_done(&self.info);
+        if let Some(engine) = &self.engine {
+            engine.request_done(&self.info);
+        }
     }
 }
 
@@ -493,7 +504,7 @@ impl Engine {
     /// guard is dropped, on whichever path the request leaves by.
     pub fn open_request(&self, info: Arc<RequestInfo>) -> OpenRequest {
         OpenRequest {
-            engine: self.clone(),
+            engine: Some(self.clone()),
             info,
         }
     }

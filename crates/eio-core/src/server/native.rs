@@ -549,6 +549,9 @@ async fn upgrade_websocket(
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let response = switching(&switch.response);
+    // Boxed: what a task captures it keeps for its whole life, and the
+    // connection's task serves an idle WebSocket for hours.
+    let switch = Box::new(switch);
     tokio::spawn(async move {
         // A client gone before the switch: dropping `switch` settles the request.
         let Ok(upgraded) = on_upgrade.await else {
@@ -563,7 +566,7 @@ async fn upgrade_websocket(
             ),
             Err(upgraded) => (WsIo::other(TokioIo::new(upgraded)), Bytes::new()),
         };
-        websocket::serve(engine, switch, io, head).await;
+        websocket::serve(engine, *switch, io, head).await;
     });
     Ok(response)
 }

@@ -228,9 +228,15 @@ const UPGRADE_TICK: Duration = Duration::from_millis(100);
 
 /// Serves an accepted WebSocket until it ends, on the connection its 101
 /// went out on. `head` holds bytes that arrived with the upgrade request.
-pub async fn serve(engine: Engine, switch: Switch, io: WsIo, head: Bytes) {
-    // Taken apart whole, so that the 101 (sent already) is not kept for the
-    // connection's life.
+pub fn serve(
+    engine: Engine,
+    switch: Switch,
+    io: WsIo,
+    head: Bytes,
+) -> impl std::future::Future<Output = ()> + Send {
+    // Taken apart here, outside the connection's future: an async fn keeps
+    // its arguments for its whole life, and the 101 (sent already) would
+    // make every idle connection's task bigger.
     let Switch {
         response,
         ticket,
@@ -238,18 +244,26 @@ pub async fn serve(engine: Engine, switch: Switch, io: WsIo, head: Bytes) {
         deflate,
     } = switch;
     drop(response);
-    let req = request.info().clone();
+    // A new session's request is done after its `connection` event, which
+    // `serve_connection` reports itself; any other's now.
+    let req = match ticket {
+        Ticket::Handshake { .. } => request.defer(),
+        _ => request.info().clone(),
+    };
+    serve_connection(engine, ticket, req, io, head, deflate)
+}
+
+async fn serve_connection(
+    engine: Engine,
+    ticket: Ticket,
+    req: Arc<RequestInfo>,
+    io: WsIo,
+    head: Bytes,
+    deflate: Option<Agreed>,
+) {
     let link = WsLink::new(engine.next_id());
     // engine.io: `!req._query.b64`, so an empty `b64=` still means binary.
     let supports_binary = req.query("b64").is_none_or(|v| v.is_empty());
-    // A new session's request is done after its `connection` event; any
-    // other's now.
-    let request = if matches!(ticket, Ticket::Handshake { .. }) {
-        Some(request)
-    } else {
-        drop(request);
-        None
-    };
     let mut conn = Connection {
         engine: &engine,
         session: None,
@@ -289,8 +303,9 @@ pub async fn serve(engine: Engine, switch: Switch, io: WsIo, head: Bytes) {
             let kind = TransportKind::WebSocket;
             let s = engine.open_session(req.clone(), kind, protocol, sid, Some(link.clone()));
             // After `connection`, so the application hands the same request
-            // object from its hooks to `socket.request`.
-            drop(request);
+            // object from its hooks to `socket.request` (owed since `serve`
+            // deferred it).
+            engine.request_done(&req);
             conn.session = Some(s);
         }
         Ticket::Upgrade(session) => {
