@@ -10,6 +10,7 @@ const { NativeResponse } = require("./response");
 const {
   // What `enginePoll` did with a request; NEEDS_HOOKS is the default case.
   served: { RESPOND: SERVED_RESPOND, HELD: SERVED_HELD, READ_BODY: SERVED_READ_BODY },
+  responseHeaders,
 } = require("./constants");
 
 /**
@@ -240,8 +241,8 @@ function writeResponse(res, status, flat, body) {
 }
 
 // The headers of the engine's own answers, by code.
-const HEADER_NAMES = require("./constants").responseHeaders.map(([name]) => name);
-const HEADER_VALUES = require("./constants").responseHeaders.map(([, value]) => value);
+const HEADER_NAMES = responseHeaders.map(([name]) => name);
+const HEADER_VALUES = responseHeaders.map(([, value]) => value);
 
 /** Headers as `[name, value, ...]` from a header code (four bits each) or as they are. */
 function headerList(headers) {
