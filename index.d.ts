@@ -172,6 +172,32 @@ export interface NativeHttpServer extends EventEmitter {
   setSecureContext(options: TlsOptions): void;
 }
 
+type ByTransport = Record<TransportName, number>;
+
+/** What `engine.stats()` returns. */
+export interface EngineStats {
+  /** Open sessions by transport and protocol revision, and their total. */
+  sessions: { total: number } & Record<TransportName, { "3": number; "4": number }>;
+  /** Sessions opened. */
+  handshakes: number;
+  upgrades: { started: number; completed: number; failed: number };
+  /** Sessions closed, by engine.io's close reason. */
+  closes: Record<
+    "transport close" | "transport error" | "ping timeout" | "forced close" | "parse error",
+    number
+  >;
+  /** Requests refused, by the names of `Server.errors`. */
+  refused: Record<keyof typeof Server.errors, number>;
+  messages: { received: ByTransport; sent: ByTransport };
+  bytes: { received: ByTransport; sent: ByTransport };
+  /** Bytes held for clients that have not taken them yet. */
+  bufferedBytes: number;
+  /** Worker threads of the native runtime. */
+  runtimeThreads: number;
+  /** Whether drain() was called. */
+  draining: boolean;
+}
+
 export declare class Server extends EventEmitter {
   constructor(opts?: ServerOptions & AttachOptions);
   static errors: {
@@ -181,13 +207,24 @@ export declare class Server extends EventEmitter {
     BAD_REQUEST: 3;
     FORBIDDEN: 4;
     UNSUPPORTED_PROTOCOL_VERSION: 5;
+    /** eio-rs: a handshake refused with 503 by a draining engine. */
+    SERVER_DRAINING: 6;
   };
-  static errorMessages: Record<0 | 1 | 2 | 3 | 4 | 5, string>;
+  static errorMessages: Record<0 | 1 | 2 | 3 | 4 | 5 | 6, string>;
   readonly opts: ServerOptions;
   clients: Record<string, Socket>;
   clientsCount: number;
   httpServer?: NativeHttpServer;
   close(): this;
+  /**
+   * Refuses new sessions (503, SERVER_DRAINING) while open ones finish;
+   * resolves when the last has closed, or closes those left after `timeout` ms.
+   */
+  drain(options?: { timeout?: number }): Promise<{ closed: number; forced: number }>;
+  /** The engine's figures now. */
+  stats(): EngineStats;
+  /** `stats()` in Prometheus' text exposition format (`eio_` names). */
+  metrics(): string;
   use(fn: (req: unknown, res: unknown, next: (err?: unknown) => void) => void): void;
   upgrades(transport: TransportName): string[];
   on(event: "connection", listener: (socket: Socket) => void): this;

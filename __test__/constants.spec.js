@@ -10,11 +10,28 @@ const path = require("node:path");
 const constants = require("../lib/constants");
 const { Server } = require("..");
 
-test("Server.errors and Server.errorMessages are engine.io's", () => {
+test("Server.errors and Server.errorMessages are engine.io's, plus SERVER_DRAINING", () => {
   const socketio = path.dirname(require.resolve("socket.io/package.json"));
   const engineio = require(require.resolve("engine.io", { paths: [socketio] }));
-  assert.deepEqual(Server.errors, engineio.Server.errors);
-  assert.deepEqual(Server.errorMessages, engineio.Server.errorMessages);
+  assert.deepEqual(Server.errors, { ...engineio.Server.errors, SERVER_DRAINING: 6 });
+  assert.deepEqual(Server.errorMessages, {
+    ...engineio.Server.errorMessages,
+    6: "Server draining",
+  });
+});
+
+test("every debug namespace the engine logs in is one of engine.io's", () => {
+  const socketio = path.dirname(require.resolve("socket.io/package.json"));
+  // engine.io's main file is build/engine.io.js.
+  const engineio = path.dirname(path.dirname(require.resolve("engine.io", { paths: [socketio] })));
+  const built = fs
+    .readdirSync(path.join(engineio, "build"), { recursive: true })
+    .filter((f) => f.endsWith(".js"))
+    .map((f) => fs.readFileSync(path.join(engineio, "build", f), "utf8"))
+    .join("\n");
+  const names = Object.keys(constants.logScopes);
+  assert.ok(names.length >= 4);
+  for (const name of names) assert.ok(built.includes(`.default)("${name}")`), name);
 });
 
 test("every event kind the engine sends has a case in the facade's dispatch", () => {

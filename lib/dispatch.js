@@ -8,6 +8,7 @@ const binding = require("../binding");
 const { EngineRequest } = require("./request");
 const { NativeResponse, flattenHeaders } = require("./response");
 const bridge = require("./bridge");
+const debug = require("./debug");
 const {
   event: {
     CONNECTION,
@@ -27,6 +28,7 @@ const {
     RESPONSE,
     BRIDGE_WRITE,
     FLUSH,
+    LOG,
   },
   hook: {
     MIDDLEWARES: HOOK_MIDDLEWARES,
@@ -45,6 +47,7 @@ function drain(server) {
   if (server._draining) return;
   server._draining = true;
   server._drainNo++;
+  debug.sync();
   try {
     for (;;) {
       const ev = binding.engineTakeEvents(server._id);
@@ -208,6 +211,11 @@ function dispatch(server, ev) {
           const onClosed = server._listeners.get(id);
           server._listeners.delete(id);
           if (onClosed) onClosed();
+          break;
+        }
+        case LOG: {
+          debug.print(ev[i + 1], ev[i + 2]);
+          i += 3;
           break;
         }
         default:

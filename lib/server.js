@@ -8,6 +8,7 @@ const { drain } = require("./dispatch");
 const { withDefaults, bindingOptions, computePath } = require("./options");
 const { lazyQuery } = require("./request");
 const constants = require("./constants");
+const debug = require("./debug");
 
 // Plain objects for what is read at run time or handed to users (engine.io's
 // Server.errors and Server.errorMessages).
@@ -25,6 +26,7 @@ class Server extends EventEmitter {
    */
   constructor(opts = {}) {
     super();
+    debug.sync();
     this.clients = {};
     this.clientsCount = 0;
     this.middlewares = [];
@@ -38,6 +40,9 @@ class Server extends EventEmitter {
     this._responses = new Map();
     this._draining = false;
     this._doneLater = [];
+    // engine.drain(): its promise, and the check run at every close.
+    this._drained = null;
+    this._drainCheck = null;
     // Which `_drain` call is running (see `_closeAfterTicks`).
     this._drainNo = 0;
     this._closesLater = [];
@@ -100,6 +105,53 @@ class Server extends EventEmitter {
   }
 
   /**
+   * Stops taking new sessions while the open ones finish: from now on a
+   * handshake is refused with 503 (`SERVER_DRAINING`, so a load balancer
+   * tries another server), requests of open sessions are served as before.
+   * Resolves when the last session has closed; if `timeout` (ms) passes
+   * first, the sessions left are closed as by `close()`. Closing the HTTP
+   * server is left to the caller.
+   * @param {{ timeout?: number }} [options]
+   * @returns {Promise<{ closed: number, forced: number }>} how many sessions
+   *   closed by themselves, and how many the timeout closed
+   */
+  drain({ timeout } = {}) {
+    this._native.drain();
+    if (!this._drained) {
+      const open = () => this.clientsCount + this._native.clientsCount;
+      const before = this._native.clientsCount;
+      this._drained = new Promise((resolve) => {
+        let forced = 0;
+        let timer = null;
+        this._drainCheck = () => {
+          if (open() > 0) return;
+          clearTimeout(timer);
+          this._drainCheck = null;
+          resolve({ closed: Math.max(0, before - forced), forced });
+        };
+        if (timeout !== undefined && timeout !== Infinity) {
+          timer = setTimeout(() => {
+            forced = this._native.clientsCount;
+            this.close();
+          }, timeout);
+        }
+        this._drainCheck();
+      });
+    }
+    return this._drained;
+  }
+
+  /** The engine's figures now: sessions, upgrades, closes, refusals, traffic. */
+  stats() {
+    return JSON.parse(this._native.stats());
+  }
+
+  /** `stats()` in Prometheus' text format, for a `/metrics` endpoint. */
+  metrics() {
+    return this._native.metrics();
+  }
+
+  /**
    * Captures the requests and upgrades under `path` of a Node http(s)
    * server, leaving every other request to the server's own listeners.
    * @param {import("http").Server} server
@@ -112,6 +164,7 @@ class Server extends EventEmitter {
     const listeners = server.listeners("request").slice(0);
     server.removeAllListeners("request");
     server.on("close", this.close.bind(this));
+    debug.engine('intercepting request for path "%s"', path);
     server.on("request", (req, res) => {
       if (check(req)) {
         this.handleRequest(req, res);
@@ -177,6 +230,7 @@ class Server extends EventEmitter {
   }
 
   _middlewareFailed(req, abort) {
+    this._native.countRefused(errors.BAD_REQUEST);
     this.emit("connection_error", {
       req,
       code: errors.BAD_REQUEST,
@@ -221,8 +275,12 @@ class Server extends EventEmitter {
   /** Runs the middlewares in order, as engine.io does. */
   _applyMiddlewares(req, res, callback) {
     const list = this.middlewares;
-    if (list.length === 0) return callback();
+    if (list.length === 0) {
+      debug.engine("no middleware to apply, skipping");
+      return callback();
+    }
     const apply = (i) => {
+      debug.engine("applying middleware n°%d", i + 1);
       list[i](req, res, (err) => {
         if (err) return callback(err);
         if (i + 1 < list.length) apply(i + 1);
@@ -285,6 +343,7 @@ class Server extends EventEmitter {
     for (const event of Object.keys(LISTEN)) {
       for (let n = socket.listenerCount(event); n > 0; n--) this._listenerRemoved(event);
     }
+    if (this._drainCheck) this._drainCheck();
   }
 }
 

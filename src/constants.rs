@@ -5,6 +5,7 @@
 use crate::calls::served;
 use crate::convert::HEADERS;
 use crate::events::{hook, kind};
+use eio_core::engine::log::Scope;
 use eio_core::engine::{ErrorCode, HookSet, Listen};
 use napi::bindgen_prelude::Object;
 use napi::{Env, Result};
@@ -24,7 +25,8 @@ fn table<'e>(env: &'e Env, names: &[(&str, u32)]) -> Result<Object<'e>> {
 /// - `hookSet`: the bits of `setHooks`; `listen`: the bits of `setListening`;
 /// - `errors`, `errorMessages`: engine.io's `Server.errors` and
 ///   `Server.errorMessages`;
-/// - `responseHeaders`: `[name, value]` of each header code.
+/// - `responseHeaders`: `[name, value]` of each header code;
+/// - `logScopes`: the bit of each `debug` namespace, for `setLogScopes`.
 #[napi]
 pub fn constants(env: &Env) -> Result<Object<'_>> {
     let mut o = Object::new(env)?;
@@ -49,5 +51,10 @@ pub fn constants(env: &Env) -> Result<Object<'_>> {
         headers.set(i as u32, pair)?;
     }
     o.set("responseHeaders", headers)?;
+    let mut scopes = Object::new(env)?;
+    for scope in Scope::ALL {
+        scopes.set(scope.name(), scope.bit())?;
+    }
+    o.set("logScopes", scopes)?;
     Ok(o)
 }

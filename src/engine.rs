@@ -6,8 +6,10 @@ use crate::convert::{packet_data, ticket};
 use crate::options::{settings, tls_error, BindingOptions, TlsOptions};
 use crate::registry::{self, Shared};
 use crate::runtime::runtime;
+use eio_core::engine::stats::{Counter, Stats};
 use eio_core::engine::{
-    Config, Engine, Event, EventQueue, HookReply, MessageRef, MiddlewareOutcome,
+    Config, Engine, ErrorCode, Event, EventQueue, HookReply, MessageRef, MiddlewareOutcome,
+    TransportKind,
 };
 use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
@@ -82,6 +84,52 @@ pub struct SocketState {
     pub upgrading: bool,
     /// Packets waiting for the transport.
     pub buffered: u32,
+}
+
+/// `engine.stats()`: plain nested objects keyed by engine.io's names.
+fn stats_json(s: &Stats) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let mut sessions = Map::new();
+    let mut total = 0;
+    for (kind, protocol, n) in &s.sessions {
+        total += n;
+        let by = sessions
+            .entry(kind.name())
+            .or_insert_with(|| Value::Object(Map::new()));
+        by[protocol.number().to_string()] = json!(n);
+    }
+    sessions.insert("total".into(), json!(total));
+    let by_transport = |rows: &[(TransportKind, u64, u64)]| {
+        let pick = |f: fn(&(TransportKind, u64, u64)) -> u64| {
+            rows.iter()
+                .map(|r| (r.0.name().to_string(), json!(f(r))))
+                .collect::<Map<_, _>>()
+        };
+        json!({ "received": pick(|r| r.1), "sent": pick(|r| r.2) })
+    };
+    json!({
+        "sessions": sessions,
+        "handshakes": s.handshakes,
+        "upgrades": {
+            "started": s.upgrades_started,
+            "completed": s.upgrades_done,
+            "failed": s.upgrades_failed,
+        },
+        "closes": s.closes.iter().map(|(r, n)| (r.as_str().to_string(), json!(n))).collect::<Map<_, _>>(),
+        "refused": s.refused.iter().map(|(c, n)| (c.name().to_string(), json!(n))).collect::<Map<_, _>>(),
+        "messages": by_transport(&s.messages),
+        "bytes": by_transport(&s.bytes),
+        "bufferedBytes": s.buffered_bytes,
+        "runtimeThreads": s.runtime_threads,
+        "draining": s.draining,
+    })
+}
+
+/// Turns on exactly the `debug` namespaces whose bits (`logScopes`) are set,
+/// for every engine in this process (as `debug`'s switch is process-wide).
+#[napi]
+pub fn set_log_scopes(mask: u32) {
+    eio_core::engine::log::set_enabled(mask);
 }
 
 /// The native engine behind a JS `Server`.
@@ -228,6 +276,32 @@ impl BindingEngine {
     #[napi(catch_unwind)]
     pub fn close(&self) {
         self.engine().close();
+    }
+
+    /// Refuses new sessions from now on (503, `SERVER_DRAINING`).
+    #[napi(catch_unwind)]
+    pub fn drain(&self) {
+        self.engine().drain();
+    }
+
+    /// Counts a request refused on the JS side (a middleware's error).
+    #[napi(catch_unwind)]
+    pub fn count_refused(&self, code: u32) {
+        if let Some(&code) = ErrorCode::ALL.get(code as usize) {
+            self.engine().count(Counter::Refused(code), 1);
+        }
+    }
+
+    /// The engine's figures as JSON (`engine.stats()` parses it).
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> String {
+        stats_json(&self.engine().stats()).to_string()
+    }
+
+    /// The engine's figures in Prometheus' text format (`engine.metrics()`).
+    #[napi(catch_unwind)]
+    pub fn metrics(&self) -> String {
+        self.engine().stats().prometheus()
     }
 
     /// Hands over a polling request a Node server parsed; returns its id.

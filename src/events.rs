@@ -29,6 +29,7 @@ named! {
         RESPONSE = 14;
         BRIDGE_WRITE = 15;
         FLUSH = 16;
+        LOG = 17;
     }
 }
 
@@ -282,6 +283,11 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
             Event::ListenerClosed { id } => {
                 w.push(kind::LISTENER_CLOSED)?;
                 w.push(id as f64)?;
+            }
+            Event::Log { scope, text } => {
+                w.push(kind::LOG)?;
+                w.push(scope.bit())?;
+                w.push(text)?;
             }
         }
     }

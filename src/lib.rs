@@ -31,7 +31,7 @@ mod runtime;
 
 pub use calls::{engine_poll, engine_post_body, engine_send, engine_take_events, upgrade_refusal};
 pub use constants::constants;
-pub use engine::BindingEngine;
+pub use engine::{set_log_scopes, BindingEngine};
 
 /// Small blocks from jemalloc, message buffers from the system allocator
 /// (see `eio_core::alloc` for why).

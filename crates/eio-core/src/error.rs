@@ -19,17 +19,21 @@ pub enum ErrorCode {
     Forbidden = 4,
     /// 5: an `EIO` revision the server does not speak.
     UnsupportedProtocolVersion = 5,
+    /// 6 (eio-rs): a handshake while the engine drains (`engine.drain()`),
+    /// answered 503 so that a load balancer tries another server.
+    ServerDraining = 6,
 }
 
 impl ErrorCode {
     /// Every code, in order.
-    pub const ALL: [ErrorCode; 6] = [
+    pub const ALL: [ErrorCode; 7] = [
         ErrorCode::UnknownTransport,
         ErrorCode::UnknownSid,
         ErrorCode::BadHandshakeMethod,
         ErrorCode::BadRequest,
         ErrorCode::Forbidden,
         ErrorCode::UnsupportedProtocolVersion,
+        ErrorCode::ServerDraining,
     ];
 
     /// engine.io's name for the code (the keys of `Server.errors`).
@@ -41,6 +45,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::UnsupportedProtocolVersion => "UNSUPPORTED_PROTOCOL_VERSION",
+            ErrorCode::ServerDraining => "SERVER_DRAINING",
         }
     }
 
@@ -53,15 +58,17 @@ impl ErrorCode {
             ErrorCode::BadRequest => "Bad request",
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::UnsupportedProtocolVersion => "Unsupported protocol version",
+            ErrorCode::ServerDraining => "Server draining",
         }
     }
 
-    /// The HTTP status engine.io answers with: 403 for `Forbidden`, else 400.
+    /// The HTTP status engine.io answers with: 403 for `Forbidden`, else
+    /// 400 (and 503 while draining).
     pub fn status(self) -> u16 {
-        if self == ErrorCode::Forbidden {
-            403
-        } else {
-            400
+        match self {
+            ErrorCode::Forbidden => 403,
+            ErrorCode::ServerDraining => 503,
+            _ => 400,
         }
     }
 
@@ -134,6 +141,15 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, in order.
+    pub const ALL: [CloseReason; 5] = [
+        CloseReason::TransportClose,
+        CloseReason::TransportError,
+        CloseReason::PingTimeout,
+        CloseReason::ForcedClose,
+        CloseReason::ParseError,
+    ];
+
     /// engine.io's string for the reason.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -169,5 +185,9 @@ mod tests {
         for (i, code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(code.code() as usize, i);
         }
+        for (i, reason) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i);
+        }
+        assert_eq!(ErrorCode::ServerDraining.status(), 503);
     }
 }

@@ -142,6 +142,13 @@ pub enum Event {
         /// The front end's number, as its owner chose it.
         id: u64,
     },
+    /// A debug line (only while its scope is on, see [`super::log`]).
+    Log {
+        /// engine.io's namespace for it.
+        scope: super::log::Scope,
+        /// The line.
+        text: String,
+    },
 }
 
 /// Which optional, per-packet events the application listens to. Each one
@@ -226,6 +233,11 @@ impl EventQueue {
         if wake {
             (self.wake)();
         }
+    }
+
+    /// Queues a debug line (see [`super::log::debug`]).
+    pub fn log(&self, scope: super::log::Scope, text: String) {
+        self.push(Event::Log { scope, text });
     }
 
     /// Takes every queued event, oldest first. The consumer must call again

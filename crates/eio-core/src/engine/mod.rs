@@ -5,7 +5,9 @@
 mod events;
 mod heartbeat;
 mod hooks;
+pub mod log;
 mod session;
+pub mod stats;
 
 pub use self::events::{Event, EventQueue, Handle, Listen};
 pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
@@ -17,6 +19,8 @@ pub use self::session::{ReadyState, Session};
 pub use crate::error::{CloseReason, ErrorCode, RequestError};
 pub use crate::http::{has_invalid_header_char, method_name, parse_query, Fields, RequestInfo};
 
+use self::log::{debug, Scope};
+use self::stats::{Counter, Counters, Stats};
 use crate::http::{Headers, HttpResponse};
 pub use crate::protocol::ws::deflate::{DeflateConfig, WindowBits};
 use crate::protocol::{PacketData, Protocol, Str};
@@ -40,6 +44,9 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
+    /// Every transport, in order.
+    pub const ALL: [TransportKind; 2] = [TransportKind::Polling, TransportKind::WebSocket];
+
     /// engine.io's name for it.
     pub fn name(self) -> &'static str {
         match self {
@@ -188,6 +195,9 @@ pub(crate) struct EngineInner {
     pub(crate) registry: RwLock<Registry>,
     next_id: AtomicU64,
     closed: AtomicBool,
+    /// New sessions are refused (see [`Engine::drain`]).
+    draining: AtomicBool,
+    pub(crate) counters: Arc<Counters>,
     hooks: HookSet,
     pending: hooks::PendingHooks,
     pub(crate) heartbeats: Arc<heartbeat::Heartbeats>,
@@ -267,6 +277,8 @@ impl Engine {
                 registry: RwLock::new(Registry::default()),
                 next_id: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
+                counters: Arc::new(Counters::default()),
                 hooks: HookSet::default(),
                 pending: hooks::PendingHooks::default(),
                 heartbeats: heartbeats.clone(),
@@ -311,6 +323,7 @@ impl Engine {
     /// each). The engine keeps serving new requests afterwards, as engine.io
     /// does; front ends stop routing to it.
     pub fn close(&self) {
+        debug!(self, Scope::Engine, "closing all open clients");
         self.inner.closed.store(true, Ordering::Relaxed);
         let sessions: Vec<_> = self
             .inner
@@ -325,6 +338,62 @@ impl Engine {
         }
     }
 
+    /// Queues a debug line for the application (see [`log`]).
+    pub fn log(&self, scope: Scope, text: String) {
+        self.inner.events.log(scope, text);
+    }
+
+    /// Adds `n` to one of the engine's counters.
+    pub fn count(&self, counter: Counter, n: u64) {
+        self.inner.counters.add(counter, n);
+    }
+
+    /// Refuses new sessions from now on (503, `SERVER_DRAINING`), while
+    /// the open ones go on: a server leaving a pool lets its clients finish
+    /// or move. The application decides when to close what is left.
+    pub fn drain(&self) {
+        debug!(self, Scope::Engine, "draining: refusing new sessions");
+        self.inner.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Engine::drain`] was called.
+    pub fn draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
+    }
+
+    /// The engine's figures now: its counters, and the open sessions and
+    /// the bytes they hold, counted as they are read.
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::read(&self.inner.counters);
+        // Cloned out first: a session's lock is never taken under the
+        // registry's (closing takes them in the other order).
+        let sessions: Vec<Arc<Session>> = self
+            .inner
+            .registry
+            .read()
+            .by_handle
+            .values()
+            .cloned()
+            .collect();
+        let mut open = [[0u64; 2]; 2];
+        for s in &sessions {
+            let (kind, held) = s.gauge();
+            let p = usize::from(s.protocol == Protocol::V4);
+            open[kind as usize][p] += 1;
+            stats.buffered_bytes += held as u64;
+        }
+        for kind in TransportKind::ALL {
+            for (p, protocol) in [Protocol::V3, Protocol::V4].into_iter().enumerate() {
+                stats
+                    .sessions
+                    .push((kind, protocol, open[kind as usize][p]));
+            }
+        }
+        stats.runtime_threads = self.inner.rt.metrics().num_workers() as u64;
+        stats.draining = self.draining();
+        stats
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -337,10 +406,23 @@ impl Engine {
 
     /// Checks a request as engine.io's `verify()` does, in the same order.
     pub fn verify(&self, req: &RequestInfo, upgrade: bool) -> Result<Verified, RequestError> {
+        debug!(
+            self,
+            Scope::Engine,
+            "handling \"{}\" http request \"{}\"{}",
+            req.method,
+            req.url,
+            if upgrade { " (upgrade)" } else { "" }
+        );
         let transport_name = req.query("transport").unwrap_or("");
         let transport = TransportKind::from_name(transport_name)
             .filter(|k| self.config().enabled(*k))
             .ok_or_else(|| {
+                debug!(
+                    self,
+                    Scope::Engine,
+                    "unknown transport \"{transport_name}\""
+                );
                 RequestError::new(
                     ErrorCode::UnknownTransport,
                     json!({ "transport": req.query("transport") }),
@@ -349,6 +431,7 @@ impl Engine {
 
         if let Some(origin) = req.header("origin") {
             if has_invalid_header_char(origin) {
+                debug!(self, Scope::Engine, "origin header invalid");
                 return Err(RequestError::new(
                     ErrorCode::BadRequest,
                     json!({ "name": "INVALID_ORIGIN", "origin": origin }),
@@ -357,11 +440,17 @@ impl Engine {
         }
 
         if let Some(sid) = req.query("sid") {
-            let session = self
-                .session_by_sid(sid)
-                .ok_or_else(|| RequestError::new(ErrorCode::UnknownSid, json!({ "sid": sid })))?;
+            let session = self.session_by_sid(sid).ok_or_else(|| {
+                debug!(self, Scope::Engine, "unknown sid \"{sid}\"");
+                RequestError::new(ErrorCode::UnknownSid, json!({ "sid": sid }))
+            })?;
             let previous = session.transport_kind();
             if !upgrade && previous != transport {
+                debug!(
+                    self,
+                    Scope::Engine,
+                    "bad request: unexpected transport without upgrade"
+                );
                 return Err(RequestError::new(
                     ErrorCode::BadRequest,
                     json!({
@@ -381,10 +470,14 @@ impl Engine {
             ));
         }
         if transport == TransportKind::WebSocket && !upgrade {
+            debug!(self, Scope::Engine, "invalid transport upgrade");
             return Err(RequestError::new(
                 ErrorCode::BadRequest,
                 json!({ "name": "TRANSPORT_HANDSHAKE_ERROR" }),
             ));
+        }
+        if self.draining() {
+            return Err(RequestError::new(ErrorCode::ServerDraining, json!({})));
         }
         Ok(Verified::Handshake(transport))
     }
@@ -491,6 +584,7 @@ impl Engine {
             Protocol::V3
         };
         if protocol == Protocol::V3 && !self.config().allow_eio3 {
+            debug!(self, Scope::Engine, "unsupported protocol version");
             return Err(RequestError::new(
                 ErrorCode::UnsupportedProtocolVersion,
                 json!({ "protocol": 3 }),
@@ -545,6 +639,17 @@ impl Engine {
 
     /// Reports a refused request to the application.
     pub fn report_error(&self, req: Arc<RequestInfo>, error: RequestError) {
+        self.count(Counter::Refused(error.code), 1);
+        debug!(
+            self,
+            Scope::Engine,
+            "refused \"{}\" http request \"{}\": {} (code {} {})",
+            req.method,
+            req.url,
+            error.message,
+            error.code.code(),
+            error.code.name()
+        );
         self.inner.events.push(Event::ConnectionError {
             request: req,
             error,
@@ -562,6 +667,14 @@ impl Engine {
         ws: Option<Arc<session::WsLink>>,
     ) -> Arc<Session> {
         let handle = self.next_id();
+        self.count(Counter::Handshake, 1);
+        debug!(
+            self,
+            Scope::Engine,
+            "handshaking client \"{sid}\" ({}, EIO {})",
+            transport.name(),
+            protocol.number()
+        );
         let sid: Arc<str> = Arc::from(sid);
         let session = Session::new(self, handle, sid.clone(), protocol, &req, transport, ws);
         {

@@ -3,6 +3,8 @@
 //! way a session ends goes through [`Session::close`].
 
 use super::events::{Event, Handle, Listen};
+use super::log::{debug, Scope, Shown};
+use super::stats::Counter;
 use super::{Engine, TransportKind};
 use crate::error::CloseReason;
 use crate::http::RequestInfo;
@@ -211,6 +213,14 @@ struct State {
     tasks: Vec<AbortHandle>,
 }
 
+/// The transport a slot holds.
+fn slot_kind(slot: &Slot) -> TransportKind {
+    match slot {
+        Slot::Polling(_) => TransportKind::Polling,
+        Slot::WebSocket(_) => TransportKind::WebSocket,
+    }
+}
+
 /// What [`Session::take_batch`] takes: the packets, their pre-encoded
 /// frames, whether they may be compressed, and the send callbacks they
 /// carry (`None` for the handshake alone).
@@ -354,6 +364,28 @@ impl Session {
         }
     }
 
+    /// Queues a debug line for the application (see [`super::log`]).
+    pub(crate) fn log(&self, scope: Scope, text: String) {
+        if let Some(e) = self.engine.upgrade() {
+            e.events.log(scope, text);
+        }
+    }
+
+    /// Adds `n` to one of the engine's counters.
+    pub(crate) fn count(&self, counter: Counter, n: u64) {
+        if let Some(e) = self.engine.upgrade() {
+            e.counters.add(counter, n);
+        }
+    }
+
+    /// The transport and the bytes held for the client, for the engine's
+    /// gauges.
+    pub(crate) fn gauge(&self) -> (TransportKind, usize) {
+        let st = self.state.lock();
+        let rest = st.ws_rest.as_ref().map_or(0, |(r, _)| r.len());
+        (slot_kind(&st.slot), st.buffer_bytes + rest)
+    }
+
     fn listens(&self, flag: u32) -> bool {
         self.engine
             .upgrade()
@@ -362,10 +394,7 @@ impl Session {
 
     /// The transport currently in use.
     pub fn transport_kind(&self) -> TransportKind {
-        match self.state.lock().slot {
-            Slot::Polling(_) => TransportKind::Polling,
-            Slot::WebSocket(_) => TransportKind::WebSocket,
-        }
+        slot_kind(&self.state.lock().slot)
     }
 
     /// The ready state.
@@ -451,19 +480,30 @@ impl Session {
         if st.ready != ReadyState::Open {
             return Some(false);
         }
-        if !st.acked
-            || st.open_packets > 0
-            || !st.buffer.is_empty()
-            || st.ws_busy
-            || self.listens(Listen::FLUSH)
-        {
+        if !st.acked || st.open_packets > 0 || !st.buffer.is_empty() || st.ws_busy {
             return None;
         }
         let Slot::WebSocket(link) = &st.slot else {
             return None;
         };
+        let engine = self.engine.upgrade()?;
+        if engine.events.listen.has(Listen::FLUSH) {
+            return None;
+        }
         let link = link.clone();
-        let written = link.direct.get()?.write_message(data)?;
+        let direct = link.direct.get()?;
+        debug!(self, Scope::Socket, "sending packet \"message\" ({})", {
+            match data {
+                MessageRef::Text(t) => t.to_string(),
+                MessageRef::Binary(b) | MessageRef::Frame(b) => {
+                    format!("<Buffer {} bytes>", b.len())
+                }
+            }
+        });
+        let written = direct.write_message(data)?;
+        engine
+            .counters
+            .add(Counter::MessageOut(TransportKind::WebSocket), 1);
         let callbacks = Some(u32::from(callback));
         match written {
             Ok(rest) if rest.is_empty() => self.drained(callbacks),
@@ -499,6 +539,13 @@ impl Session {
         if st.ready != ReadyState::Open {
             return false;
         }
+        debug!(
+            self,
+            Scope::Socket,
+            "sending packet \"{}\" ({})",
+            packet.kind.name(),
+            Shown(&packet.data)
+        );
         if announce && self.listens(Listen::PACKET_CREATE) {
             self.emit(Event::PacketCreate {
                 handle: self.handle,
@@ -567,16 +614,27 @@ impl Session {
             }
             return (packets, Vec::new(), false, None);
         }
+        debug!(self, Scope::Socket, "flushing buffer to transport");
         st.buffer_bytes = 0;
         let packets = std::mem::take(&mut st.buffer);
         let frames = std::mem::take(&mut st.frames);
         let compress = std::mem::take(&mut st.buffer_compress);
         let callbacks = std::mem::take(&mut st.buffer_callbacks);
-        if open == 0 && self.listens(Listen::FLUSH) {
-            self.emit(Event::Flush {
-                handle: self.handle,
-                packets: packets.clone(),
-            });
+        if let Some(engine) = self.engine.upgrade() {
+            let messages = packets
+                .iter()
+                .filter(|p| p.kind == PacketType::Message)
+                .count();
+            let kind = slot_kind(&st.slot);
+            engine
+                .counters
+                .add(Counter::MessageOut(kind), messages as u64);
+            if open == 0 && engine.events.listen.has(Listen::FLUSH) {
+                engine.events.push(Event::Flush {
+                    handle: self.handle,
+                    packets: packets.clone(),
+                });
+            }
         }
         (
             packets,
@@ -673,6 +731,7 @@ impl Session {
             return PollStart::Closed;
         };
         if p.get.is_some() {
+            debug!(self, Scope::Polling, "request overlap");
             self.close_locked(
                 st,
                 CloseReason::TransportError,
@@ -686,6 +745,7 @@ impl Session {
             if let Some(w) = waiter.take() {
                 p.get = Some((id, w));
             }
+            debug!(self, Scope::Polling, "setting request");
             return PollStart::Wait(id);
         }
         if p.should_close && st.buffer.is_empty() {
@@ -751,10 +811,17 @@ impl Session {
     // ---- incoming packets --------------------------------------------
 
     /// A packet arrived on the session's transport.
-    pub(crate) fn on_packet(&self, packet: Packet) {
+    pub(crate) fn on_packet(&self, packet: Packet, via: TransportKind) {
         if self.ready_state() != ReadyState::Open {
+            debug!(self, Scope::Socket, "packet received with closed socket");
             return;
         }
+        debug!(
+            self,
+            Scope::Socket,
+            "received packet {}",
+            packet.kind.name()
+        );
         if self.listens(Listen::PACKET) {
             self.emit(Event::Packet {
                 handle: self.handle,
@@ -763,6 +830,7 @@ impl Session {
         }
         match packet.kind {
             PacketType::Ping => {
+                debug!(self, Scope::Socket, "got ping");
                 if self.protocol != Protocol::V3 {
                     return self.close(
                         CloseReason::TransportError,
@@ -776,6 +844,7 @@ impl Session {
                 self.heartbeat_event();
             }
             PacketType::Pong => {
+                debug!(self, Scope::Socket, "got pong");
                 if self.protocol == Protocol::V3 {
                     return self.close(
                         CloseReason::TransportError,
@@ -793,10 +862,15 @@ impl Session {
                 }
                 self.heartbeat_event();
             }
-            PacketType::Message => self.emit(Event::Message {
-                handle: self.handle,
-                data: packet.data,
-            }),
+            PacketType::Message => {
+                if let Some(e) = self.engine.upgrade() {
+                    e.counters.add(Counter::MessageIn(via), 1);
+                    e.events.push(Event::Message {
+                        handle: self.handle,
+                        data: packet.data,
+                    });
+                }
+            }
             PacketType::Close => self.close(CloseReason::TransportClose, None),
             PacketType::Open | PacketType::Upgrade | PacketType::Noop => {}
         }
@@ -883,13 +957,27 @@ impl Session {
     /// closed, already upgrading or already upgraded (engine.io closes it).
     pub(crate) fn upgrade_begin(&self, link: Arc<WsLink>) -> bool {
         let mut st = self.state.lock();
-        if st.ready == ReadyState::Closed
-            || st.upgraded
-            || !matches!(st.upgrade, Upgrade::None)
-            || !matches!(st.slot, Slot::Polling(_))
-        {
+        let refused = if st.ready == ReadyState::Closed {
+            Some("upgrade attempt for closed client")
+        } else if !matches!(st.upgrade, Upgrade::None) {
+            Some("transport has already been trying to upgrade")
+        } else if st.upgraded || !matches!(st.slot, Slot::Polling(_)) {
+            Some("transport had already been upgraded")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            debug!(self, Scope::Engine, "{why}");
+            self.count(Counter::UpgradeFailed, 1);
             return false;
         }
+        self.count(Counter::UpgradeStarted, 1);
+        debug!(self, Scope::Engine, "upgrading existing transport");
+        debug!(
+            self,
+            Scope::Socket,
+            "might upgrade socket transport from \"polling\" to \"websocket\""
+        );
         st.upgrade = Upgrade::Pending(link);
         true
     }
@@ -922,6 +1010,11 @@ impl Session {
         }
         if let Slot::Polling(p) = &mut st.slot {
             if let Some((_, tx)) = p.get.take() {
+                debug!(
+                    self,
+                    Scope::Socket,
+                    "writing a noop packet to polling for fast upgrade"
+                );
                 tx.send(Batch::control(PacketType::Noop));
             }
         }
@@ -937,6 +1030,7 @@ impl Session {
         if st.ready == ReadyState::Closed {
             return false;
         }
+        debug!(self, Scope::Socket, "got upgrade packet - upgrading");
         st.upgrade = Upgrade::None;
         if let Slot::Polling(p) = &mut st.slot {
             if let Some((_, tx)) = p.get.take() {
@@ -945,6 +1039,7 @@ impl Session {
         }
         st.slot = Slot::WebSocket(link.clone());
         st.upgraded = true;
+        self.count(Counter::UpgradeDone, 1);
         self.emit(Event::Upgrade {
             handle: self.handle,
             transport: TransportKind::WebSocket.name(),
@@ -971,6 +1066,12 @@ impl Session {
             Upgrade::Probed(l) if l.id == id => true,
             _ => return,
         };
+        debug!(
+            self,
+            Scope::Socket,
+            "client did not complete upgrade - closing transport"
+        );
+        self.count(Counter::UpgradeFailed, 1);
         st.upgrade = Upgrade::None;
         if probed {
             self.emit(Event::UpgradeAborted {
@@ -1037,6 +1138,12 @@ impl Session {
             return self.close_locked(&mut st, CloseReason::PingTimeout, None);
         }
         // Armed before the ping goes out, so a quick pong finds it waiting.
+        debug!(
+            self,
+            Scope::Socket,
+            "writing ping packet - expecting pong within {}ms",
+            self.ping.1.as_millis()
+        );
         st.awaiting_pong = true;
         self.rearm(&mut st, self.ping.1);
         drop(st);
@@ -1056,6 +1163,14 @@ impl Session {
         if st.ready == ReadyState::Closed {
             return;
         }
+        debug!(
+            self,
+            Scope::Socket,
+            "readyState updated from {} to closed ({reason}{}{})",
+            st.ready.as_str(),
+            if description.is_some() { ": " } else { "" },
+            description.as_deref().unwrap_or("")
+        );
         st.ready = ReadyState::Closed;
         self.closed_flag.store(true, Ordering::Release);
         self.closed_notify.notify_waiters();
@@ -1088,6 +1203,7 @@ impl Session {
             l.notify.notify_one();
         }
         if let Some(engine) = self.engine() {
+            engine.count(Counter::Close(reason), 1);
             engine.forget(self);
             engine.events().push(Event::Close {
                 handle: self.handle,
@@ -1106,6 +1222,12 @@ impl Session {
             ReadyState::Closing if !discard => return,
             _ => {}
         }
+        debug!(
+            self,
+            Scope::Socket,
+            "readyState updated from {} to closing",
+            st.ready.as_str()
+        );
         st.ready = ReadyState::Closing;
         if !st.acked {
             // Called from a `connection` handler: the handshake goes first,
@@ -1117,6 +1239,11 @@ impl Session {
     }
 
     fn close_transport(&self, st: &mut State, discard: bool) {
+        debug!(
+            self,
+            Scope::Socket,
+            "closing the transport (discard? {discard})"
+        );
         match &mut st.slot {
             Slot::WebSocket(_) => self.close_locked(st, CloseReason::ForcedClose, None),
             Slot::Polling(p) => {

@@ -3,6 +3,8 @@
 //! handshake had a `j` parameter polls over JSONP instead (see [`Framing`]).
 
 use super::HttpResponse;
+use crate::engine::log::{debug, Scope};
+use crate::engine::stats::Counter;
 use crate::engine::{
     Admission, CloseReason, Engine, RequestInfo, Session, TransportKind, Verified,
 };
@@ -167,6 +169,8 @@ struct PollAnswer {
     /// The threshold and the encoding, when compression is on and the
     /// client accepts gzip or deflate.
     compression: Option<(usize, &'static str)>,
+    /// Where the bytes written are counted and `engine:polling` lines go.
+    engine: Engine,
 }
 
 impl PollAnswer {
@@ -179,17 +183,29 @@ impl PollAnswer {
             protocol: session.protocol,
             framing: session.framing.clone(),
             compression,
+            engine: engine.clone(),
         }
     }
 
     fn respond(&self, batch: &Batch) -> HttpResponse {
         let res = payload_response(self.protocol, &self.framing, &batch.packets);
-        match self.compression {
+        debug!(
+            self.engine,
+            Scope::Polling,
+            "writing \"{}\"",
+            shown(&res.body)
+        );
+        let res = match self.compression {
             Some((threshold, encoding)) if batch.compress && res.body.len() >= threshold => {
+                debug!(self.engine, Scope::Polling, "compressing");
                 compress(res, encoding)
             }
             _ => res,
-        }
+        };
+        let sent = res.body.len() as u64;
+        self.engine
+            .count(Counter::BytesOut(TransportKind::Polling), sent);
+        res
     }
 }
 
@@ -356,8 +372,18 @@ fn data_start(session: &Session, req: &RequestInfo) -> Result<bool, HttpResponse
     Ok(binary)
 }
 
+/// A body as a log line shows it: text as is, anything else by its size.
+fn shown(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(body) {
+        Ok(s) => s.into(),
+        Err(_) => format!("<Buffer {} bytes>", body.len()).into(),
+    }
+}
+
 /// Hands a POST body read whole to the session; the answer is `ok`.
 fn data_read(session: &Session, binary: bool, bytes: Bytes) -> HttpResponse {
+    debug!(session, Scope::Polling, "received \"{}\"", shown(&bytes));
+    session.count(Counter::BytesIn(TransportKind::Polling), bytes.len() as u64);
     let protocol = session.protocol;
     match (binary, session.framing.clone().jsonp.is_some()) {
         // Only v3 gets here with a binary body.
@@ -591,7 +617,7 @@ fn feed(session: &Session, packets: impl Iterator<Item = Result<Packet, DecodeEr
             Ok(p) if p.kind == PacketType::Close => {
                 return session.close(CloseReason::TransportClose, None)
             }
-            Ok(p) => session.on_packet(p),
+            Ok(p) => session.on_packet(p, TransportKind::Polling),
             Err(_) => {
                 if session.ready_state() == ReadyState::Open {
                     session.on_parse_error();

@@ -2,6 +2,8 @@
 //! what the session buffers, and runs the upgrade of a polling session.
 
 use super::ws::{Ready, WsIo};
+use crate::engine::log::{self, debug, Scope};
+use crate::engine::stats::{Counter, Counters};
 use crate::engine::{
     Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch,
 };
@@ -294,6 +296,7 @@ async fn serve_connection(
             stream: stream.clone(),
             protocol,
             supports_binary,
+            counters: engine.inner.counters.clone(),
         };
         let _ = link.direct.set(Box::new(direct));
     }
@@ -376,6 +379,9 @@ impl Connection<'_> {
             tick: None,
         });
         if !head.is_empty() {
+            let n = head.len() as u64;
+            self.engine
+                .count(Counter::BytesIn(TransportKind::WebSocket), n);
             let r = self.decoder.feed(&head, &mut self.items);
             drop(head);
             if let Some(end) = Box::pin(self.handle(r)).await {
@@ -402,7 +408,10 @@ impl Connection<'_> {
                         Err(e) => return End::Io(e.to_string()),
                     };
                     let (decoder, items) = (&mut self.decoder, &mut self.items);
+                    let counters = &self.engine.inner.counters;
                     let fed = self.io.take(ready, |bytes| {
+                        let n = bytes.len() as u64;
+                        counters.add(Counter::BytesIn(TransportKind::WebSocket), n);
                         (!bytes.is_empty()).then(|| decoder.feed(bytes, items))
                     });
                     let r = match fed {
@@ -431,6 +440,18 @@ impl Connection<'_> {
     async fn handle(&mut self, decoded: Result<(), Violation>) -> Option<End> {
         let items = std::mem::take(&mut self.items);
         for item in items {
+            if log::enabled(Scope::Ws) {
+                match &item {
+                    Incoming::Text(s) => debug!(self.session(), Scope::Ws, "received \"{s}\""),
+                    Incoming::Binary(b) => debug!(
+                        self.session(),
+                        Scope::Ws,
+                        "received \"<Buffer {} bytes>\"",
+                        b.len()
+                    ),
+                    _ => {}
+                }
+            }
             let packet = match item {
                 Incoming::Text(s) => match decode_text(s, self.session().protocol) {
                     Ok(Some(p)) => p,
@@ -471,7 +492,7 @@ impl Connection<'_> {
                 }
                 continue;
             }
-            self.session().on_packet(packet);
+            self.session().on_packet(packet, TransportKind::WebSocket);
         }
         // `items` is dropped here rather than kept: an idle connection holds
         // no buffers between reads.
@@ -551,6 +572,11 @@ impl Connection<'_> {
     /// no buffers between writes.
     async fn flush(&mut self) -> std::io::Result<()> {
         let r = self.io.write_all(&self.out).await;
+        if r.is_ok() {
+            let n = self.out.len() as u64;
+            self.engine
+                .count(Counter::BytesOut(TransportKind::WebSocket), n);
+        }
         self.out = Vec::new();
         self.zbuf = Vec::new();
         r
@@ -561,6 +587,11 @@ impl Connection<'_> {
         let id = self.link.id;
         match (packet.kind, &packet.data) {
             (PacketType::Ping, PacketData::Text(t)) if t == "probe" => {
+                debug!(
+                    self.session(),
+                    Scope::Socket,
+                    "got probe ping packet, sending pong"
+                );
                 let pong = Packet::text(PacketType::Pong, "probe");
                 let written = match self.encode(&pong) {
                     Ok(()) => self.flush().await,
@@ -625,6 +656,9 @@ impl Connection<'_> {
     /// Sends a close frame with `code` and ends our side; with `linger`,
     /// reads until the client closes too (or [`CLOSE_LINGER`] passes).
     async fn close_then(&mut self, code: u16, linger: bool) {
+        if let Some(session) = &self.session {
+            debug!(session, Scope::Ws, "closing");
+        }
         self.out = self.claim();
         frame::encode_close(&mut self.out, code);
         if self.flush().await.is_err() {
@@ -752,6 +786,20 @@ struct DirectTcp {
     stream: Arc<TcpStream>,
     protocol: Protocol,
     supports_binary: bool,
+    /// The engine's, for the bytes written here.
+    counters: Arc<Counters>,
+}
+
+impl DirectTcp {
+    /// Writes `head` then `body`; counts what the socket took (the task
+    /// counts the rest when it writes it).
+    fn write(&self, head: &[u8], body: &[u8]) -> std::io::Result<Vec<u8>> {
+        let rest = super::ws::write_now_vectored(&self.stream, head, body)?;
+        let taken = (head.len() + body.len() - rest.len()) as u64;
+        self.counters
+            .add(Counter::BytesOut(TransportKind::WebSocket), taken);
+        Ok(rest)
+    }
 }
 
 thread_local! {
@@ -777,7 +825,7 @@ impl DirectWrite for DirectTcp {
                     )?,
                 }
             }
-            let rest = super::ws::write_now_vectored(&self.stream, &out, &[])?;
+            let rest = self.write(&out, &[])?;
             // Keep a thread's buffer from holding on to one large message.
             if out.capacity() > 64 * 1024 {
                 *out = Vec::new();
@@ -788,7 +836,7 @@ impl DirectWrite for DirectTcp {
 
     fn write_message(&self, data: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>> {
         if let MessageRef::Frame(f) = data {
-            return Some(super::ws::write_now_vectored(&self.stream, &[], f));
+            return Some(self.write(&[], f));
         }
         if self.protocol != Protocol::V4 {
             return None;
@@ -808,7 +856,7 @@ impl DirectWrite for DirectTcp {
             }
             MessageRef::Frame(_) => unreachable!("written above"),
         };
-        Some(super::ws::write_now_vectored(&self.stream, &head, payload))
+        Some(self.write(&head, payload))
     }
 }
 
