@@ -6,6 +6,7 @@
 // frames never pass through JS; TLS upgrades are carried as bytes.
 
 const binding = require("../binding");
+const debug = require("./debug");
 const { NativeResponse } = require("./response");
 const {
   // What `enginePoll` did with a request; NEEDS_HOOKS is the default case.
@@ -160,6 +161,7 @@ function bridgeAsync(server, req, res, id) {
  * @param {Buffer} head
  */
 function handleUpgrade(server, req, socket, head) {
+  debug.engine('handling "%s" http request "%s" (upgrade)', req.method, req.url);
   server.prepare(req);
   const res = upgradeResponse(req, socket);
   server._applyMiddlewares(req, res, (err) => {

@@ -200,6 +200,7 @@ class Server extends EventEmitter {
    * @param {import("http").ServerResponse} res
    */
   handleRequest(req, res) {
+    debug.engine('handling "%s" http request "%s"', req.method, req.url);
     this.prepare(req);
     req.res = res;
     this._applyMiddlewares(req, res, (err) => {

@@ -68,7 +68,8 @@ pub struct Shown<'a>(pub &'a PacketData);
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            PacketData::Empty => Ok(()),
+            // engine.io logs a packet without data as `(undefined)`.
+            PacketData::Empty => f.write_str("undefined"),
             PacketData::Text(s) => f.write_str(s),
             PacketData::Binary(b) => write!(f, "<Buffer {} bytes>", b.len()),
         }

@@ -406,14 +406,6 @@ impl Engine {
 
     /// Checks a request as engine.io's `verify()` does, in the same order.
     pub fn verify(&self, req: &RequestInfo, upgrade: bool) -> Result<Verified, RequestError> {
-        debug!(
-            self,
-            Scope::Engine,
-            "handling \"{}\" http request \"{}\"{}",
-            req.method,
-            req.url,
-            if upgrade { " (upgrade)" } else { "" }
-        );
         let transport_name = req.query("transport").unwrap_or("");
         let transport = TransportKind::from_name(transport_name)
             .filter(|k| self.config().enabled(*k))
@@ -459,6 +451,9 @@ impl Engine {
                         "previousTransport": previous.name(),
                     }),
                 ));
+            }
+            if !upgrade {
+                debug!(self, Scope::Engine, "setting new request for existing client");
             }
             return Ok(Verified::Existing(session, transport));
         }
@@ -510,6 +505,20 @@ impl Engine {
         run_middlewares: bool,
     ) -> Admission {
         let mut headers = Vec::new();
+        // The front end that ran the middlewares logged these already.
+        if run_middlewares {
+            debug!(
+                self,
+                Scope::Engine,
+                "handling \"{}\" http request \"{}\"{}",
+                req.method,
+                req.url,
+                if upgrade { " (upgrade)" } else { "" }
+            );
+            if !self.hooks().has(HookSet::MIDDLEWARES) {
+                debug!(self, Scope::Engine, "no middleware to apply, skipping");
+            }
+        }
         if run_middlewares && self.hooks().has(HookSet::MIDDLEWARES) {
             let call = HookCall::Middlewares {
                 request: req.clone(),

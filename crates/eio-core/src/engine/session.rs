@@ -587,6 +587,7 @@ impl Session {
     }
 
     pub(crate) fn queue_open(&self, open: Str, initial: Option<PacketData>) {
+        debug!(self, Scope::Socket, "sending packet \"open\" ({open})");
         let mut st = self.state.lock();
         st.buffer.push(Packet::text(PacketType::Open, open));
         if let Some(data) = initial {
