@@ -453,7 +453,11 @@ impl Engine {
                 ));
             }
             if !upgrade {
-                debug!(self, Scope::Engine, "setting new request for existing client");
+                debug!(
+                    self,
+                    Scope::Engine,
+                    "setting new request for existing client"
+                );
             }
             return Ok(Verified::Existing(session, transport));
         }
