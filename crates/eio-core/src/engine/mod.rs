@@ -462,7 +462,8 @@ impl Engine {
             return Ok(Verified::Existing(session, transport));
         }
 
-        if req.method != "GET" {
+        // RFC 8441: over HTTP/2 a WebSocket opens with an extended CONNECT.
+        if req.method != "GET" && !(upgrade && req.method == "CONNECT") {
             return Err(RequestError::new(
                 ErrorCode::BadHandshakeMethod,
                 json!({ "method": req.method }),

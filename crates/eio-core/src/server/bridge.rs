@@ -61,7 +61,7 @@ pub async fn serve_upgrade(
     head: Vec<u8>,
     extra: Headers,
 ) {
-    match websocket::answer_upgrade(&engine, info, Some(extra)).await {
+    match websocket::answer_upgrade(&engine, info, Some(extra), websocket::Opening::Upgrade).await {
         UpgradeAnswer::Switch(switch) => {
             if stream.write_all(&switch.response.to_http1()).await.is_ok() {
                 websocket::serve(engine, switch, stream, Bytes::from(head)).await;

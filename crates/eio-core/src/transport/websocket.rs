@@ -50,6 +50,17 @@ enum Refusal {
     Error(RequestError),
 }
 
+/// How a WebSocket is opened on its HTTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// HTTP/1.1 `GET` with `Upgrade: websocket`, answered 101 (RFC 6455).
+    Upgrade,
+    /// HTTP/2 extended `CONNECT` with `:protocol: websocket`, answered 200
+    /// on the stream (RFC 8441); the front end checked the method and the
+    /// protocol.
+    Connect,
+}
+
 /// What a front end does with an upgrade request, decided here once for
 /// both front ends.
 #[derive(Debug)]
@@ -84,6 +95,7 @@ pub async fn answer_upgrade(
     engine: &Engine,
     info: Arc<RequestInfo>,
     ran_middlewares: Option<Headers>,
+    opening: Opening,
 ) -> UpgradeAnswer {
     let request = engine.open_request(info);
     let info = request.info().clone();
@@ -97,7 +109,7 @@ pub async fn answer_upgrade(
             return UpgradeAnswer::Refuse(res);
         }
     };
-    let accept = match accept(engine, &info) {
+    let accept = match accept(engine, &info, opening) {
         Ok(a) => a,
         Err(body) => return UpgradeAnswer::Refuse(HttpResponse::upgrade_refused(body)),
     };
@@ -109,7 +121,10 @@ pub async fn answer_upgrade(
     headers.extend(extra);
     UpgradeAnswer::Switch(Switch {
         response: HttpResponse {
-            status: 101,
+            status: match opening {
+                Opening::Upgrade => 101,
+                Opening::Connect => 200,
+            },
             headers,
             body: Bytes::new(),
         },
@@ -154,8 +169,8 @@ async fn prepare(
 /// The answer to a valid RFC 6455 upgrade request: the headers of the 101.
 #[derive(Debug)]
 struct Accept {
-    /// `Sec-WebSocket-Accept`.
-    pub key: String,
+    /// `Sec-WebSocket-Accept` (none over HTTP/2, which has no key).
+    pub key: Option<String>,
     /// permessage-deflate, when configured and offered.
     pub deflate: Option<Agreed>,
 }
@@ -163,11 +178,12 @@ struct Accept {
 impl Accept {
     /// The WebSocket headers of the 101, before the application's.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = vec![
-            ("Upgrade", "websocket".to_string()),
-            ("Connection", "Upgrade".to_string()),
-            ("Sec-WebSocket-Accept", self.key.clone()),
-        ];
+        let mut h = Vec::with_capacity(4);
+        if let Some(key) = &self.key {
+            h.push(("Upgrade", "websocket".to_string()));
+            h.push(("Connection", "Upgrade".to_string()));
+            h.push(("Sec-WebSocket-Accept", key.clone()));
+        }
         if let Some(d) = &self.deflate {
             h.push(("Sec-WebSocket-Extensions", d.header_value()));
         }
@@ -178,17 +194,24 @@ impl Accept {
 /// Checks an upgrade request as `ws` does after engine.io's checks (GET,
 /// `Upgrade: websocket`, version 13, a key; the extension offer when
 /// `perMessageDeflate` is on). `Err` is the body of the 400.
-fn accept(engine: &Engine, req: &RequestInfo) -> Result<Accept, &'static str> {
-    let upgrade = req
-        .header("upgrade")
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+fn accept(engine: &Engine, req: &RequestInfo, opening: Opening) -> Result<Accept, &'static str> {
     let version = req.header("sec-websocket-version") == Some("13");
-    let key = req
-        .header("sec-websocket-key")
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
-    let (true, true, Some(key)) = (req.method == "GET" && upgrade, version, key) else {
-        return Err("Bad Request");
+    let key = match opening {
+        Opening::Upgrade => {
+            let upgrade = req
+                .header("upgrade")
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+            let key = req
+                .header("sec-websocket-key")
+                .map(str::trim)
+                .filter(|k| !k.is_empty());
+            let (true, true, Some(key)) = (req.method == "GET" && upgrade, version, key) else {
+                return Err("Bad Request");
+            };
+            Some(accept_key(key))
+        }
+        Opening::Connect if version => None,
+        Opening::Connect => return Err("Bad Request"),
     };
     let deflate = match &engine.config().per_message_deflate {
         Some(config) => {
@@ -206,10 +229,7 @@ fn accept(engine: &Engine, req: &RequestInfo) -> Result<Accept, &'static str> {
         }
         None => None,
     };
-    Ok(Accept {
-        key: accept_key(key),
-        deflate,
-    })
+    Ok(Accept { key, deflate })
 }
 
 /// RFC 6455's `Sec-WebSocket-Accept`: base64 of SHA-1 of the key and GUID.
