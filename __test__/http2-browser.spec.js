@@ -1,10 +1,11 @@
 "use strict";
 
-// A real browser on listen() over TLS: Debian's Chromium, with
-// engine.io-client's browser bundle, polls over HTTP/2 and then opens its
-// WebSocket on the same HTTP/2 connection (RFC 8441). The server's side
-// proves it: the upgrade request is a CONNECT of HTTP version 2.0. Saves
-// test-results/http2-page.png.
+// A real browser over TLS, on listen() and on attach() to Node's
+// http2.createSecureServer(): Debian's Chromium, with engine.io-client's
+// browser bundle, polls over HTTP/2 and then opens its WebSocket on the same
+// HTTP/2 connection (RFC 8441). The server's side proves it: the upgrade
+// request is a CONNECT of HTTP version 2.0. Saves
+// test-results/http2-page.png and test-results/http2-attach-page.png.
 //
 // Needs /usr/bin/chromium (.ci/run installs it); skipped without it, failed
 // when $CI is set.
@@ -15,14 +16,14 @@ const { execFileSync } = require("node:child_process");
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const http = require("node:http");
+const http2 = require("node:http2");
 const os = require("node:os");
 const path = require("node:path");
-const { listen } = require("..");
+const { listen, Server } = require("..");
 const { stop } = require("./helpers");
 
 const CHROMIUM = "/usr/bin/chromium";
 const ROOT = path.join(__dirname, "..");
-const SCREENSHOT = path.join(ROOT, "test-results", "http2-page.png");
 const STEP_MS = 10000;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eio-rs-h2b-"));
@@ -44,7 +45,41 @@ const PAGE = `<!doctype html>
   socket.on("message", (m) => { if (m.startsWith("echo")) document.getElementById("echo").textContent = m; });
 </script></body></html>`;
 
-test("Chromium polls over HTTP/2 and opens its WebSocket on the same connection", async (t) => {
+/** Starts the engine with `key` and `cert`; resolves with it, its URL and how to stop it. */
+const FRONT_ENDS = {
+  "listen()": (key, cert, opts) =>
+    new Promise((resolve, reject) => {
+      const engine = listen(0, { key, cert, ...opts }, () =>
+        resolve({
+          engine,
+          url: `https://127.0.0.1:${engine.httpServer.address().port}`,
+          stop: () => stop(engine),
+        }),
+      );
+      engine.httpServer.once("error", reject);
+    }),
+  "attach() to http2.createSecureServer()": (key, cert, opts) =>
+    new Promise((resolve) => {
+      const server = http2.createSecureServer({ key, cert, allowHTTP1: true });
+      const engine = new Server(opts);
+      engine.attach(server);
+      server.listen(0, "127.0.0.1", () =>
+        resolve({
+          engine,
+          url: `https://127.0.0.1:${server.address().port}`,
+          stop: () => (engine.close(), new Promise((r) => server.close(r))),
+        }),
+      );
+    }),
+};
+
+for (const [frontEnd, start] of Object.entries(FRONT_ENDS)) {
+  const shot = frontEnd.startsWith("listen") ? "http2-page.png" : "http2-attach-page.png";
+  test(`${frontEnd}: Chromium polls over HTTP/2 and opens its WebSocket on the same connection`, (t) =>
+    browserOverHttp2(t, start, path.join(ROOT, "test-results", shot)));
+}
+
+async function browserOverHttp2(t, start, SCREENSHOT) {
   if (!fs.existsSync(CHROMIUM)) {
     if (process.env.CI) assert.fail(`${CHROMIUM} is missing: .ci/run installs it`);
     t.skip(`${CHROMIUM} not found: install Debian's chromium to run it`);
@@ -81,15 +116,17 @@ test("Chromium polls over HTTP/2 and opens its WebSocket on the same connection"
   const origin = `http://127.0.0.1:${pages.address().port}`;
 
   const requests = [];
-  const engine = await new Promise((resolve, reject) => {
-    const e = listen(0, { key, cert, cors: { origin, credentials: true } }, () => resolve(e));
-    e.httpServer.once("error", reject);
+  const {
+    engine,
+    url: engineUrl,
+    stop: stopEngine,
+  } = await start(key, cert, {
+    cors: { origin, credentials: true },
   });
   engine.on("headers", (headers, req) =>
     requests.push(`${req.method} ${req._query.transport} ${req.httpVersion}`),
   );
   engine.on("connection", (socket) => socket.on("message", (m) => socket.send(`echo ${m}`)));
-  const engineUrl = `https://127.0.0.1:${engine.httpServer.address().port}`;
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -116,8 +153,8 @@ test("Chromium polls over HTTP/2 and opens its WebSocket on the same connection"
   } finally {
     await browser.close().catch(() => {});
     pages.close();
-    await stop(engine);
+    await stopEngine();
   }
   assert.ok(requests.includes("GET polling 2.0"), `polling over HTTP/2: ${requests}`);
   assert.ok(requests.includes("CONNECT websocket 2.0"), `WebSocket over HTTP/2: ${requests}`);
-});
+}

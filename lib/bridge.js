@@ -3,8 +3,10 @@
 // attach() mode: the user's Node server parses requests; the engine in Rust
 // answers them. Plain TCP upgrades are taken over by the engine (their file
 // descriptor is duplicated, then Node's socket is destroyed), so WebSocket
-// frames never pass through JS; TLS upgrades are carried as bytes.
+// frames never pass through JS; TLS upgrades and WebSockets over HTTP/2
+// streams (RFC 8441) are carried as bytes.
 
+const http2 = require("node:http2");
 const binding = require("../binding");
 const debug = require("./debug");
 const { NativeResponse } = require("./response");
@@ -334,9 +336,76 @@ function upgradeResponse(req, socket) {
   return new NativeResponse(req, () => socket.destroy());
 }
 
+// Headers HTTP/2 forbids (RFC 9113 8.2.2); Node throws on them.
+const CONNECTION_SPECIFIC = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * A WebSocket over an HTTP/2 stream (RFC 8441): an extended CONNECT with
+ * `:protocol: websocket`, which Node's compatibility API emits as
+ * `connect` (req, res). The middlewares get the real `res`; the engine
+ * decides, its answer comes as a RESPONSE event (see `answerConnect`), and
+ * then the stream's bytes are carried both ways like a TLS socket's.
+ */
+function handleConnect(server, req, res) {
+  debug.engine('handling "%s" http request "%s" (upgrade)', req.method, req.url);
+  server.prepare(req);
+  const stream = req.stream;
+  server._applyMiddlewares(req, res, (err) => {
+    if (err) {
+      return server._middlewareFailed(req, () => {
+        if (!res.headersSent) res.writeHead(400, { "content-type": "text/html" });
+        res.end("Bad request");
+      });
+    }
+    if (res.headersSent || res.writableEnded) return;
+    const native = server._native;
+    const id = native.bridgeUpgrade(
+      nodeRequest(req),
+      undefined,
+      Buffer.alloc(0),
+      flatten(res.getHeaders()),
+      true,
+    );
+    server._requests.set(id, req);
+    res._eioConnect = stream;
+    server._responses.set(id, res);
+    server._carried.set(id, stream);
+    stream.on("error", () => {});
+    stream.on("data", (chunk) => native.bridgeData(id, chunk));
+    stream.on("end", () => native.bridgeEnd(id));
+    stream.on("close", () => {
+      server._carried.delete(id);
+      server._responses.delete(id);
+      native.bridgeEnd(id);
+    });
+  });
+}
+
+/** The engine's answer to an extended CONNECT: 200 keeps the stream for the WebSocket. */
+function answerConnect(res, status, flat, body) {
+  const stream = res._eioConnect;
+  if (stream.destroyed) return;
+  if (status === 0) return stream.close(http2.constants.NGHTTP2_CANCEL);
+  if (status !== 200) return writeResponse(res, status, flat, body);
+  const headers = { ":status": 200 };
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = String(flat[i]).toLowerCase();
+    if (!CONNECTION_SPECIFIC.has(name)) headers[name] = flat[i + 1];
+  }
+  stream.respond(headers);
+}
+
 module.exports = {
   bridgeRequest,
   handleUpgrade,
+  handleConnect,
+  answerConnect,
   nodeRequest,
   flatten,
   writeResponse,

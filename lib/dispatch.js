@@ -177,7 +177,9 @@ function dispatch(server, ev) {
           if (res) {
             server._responses.delete(id);
             server._requestDone(id);
-            if (status === 0) {
+            if (res._eioConnect) {
+              bridge.answerConnect(res, status, bridge.headerList(headers), body);
+            } else if (status === 0) {
               // No answer: the engine dropped the request (its session closed).
               res.destroy();
             } else {

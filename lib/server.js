@@ -172,6 +172,29 @@ class Server extends EventEmitter {
         for (const listener of listeners) listener.call(server, req, res);
       }
     });
+    if (this.opts.transports.includes("websocket") && isHttp2Server(server)) {
+      // WebSocket over HTTP/2 (RFC 8441): clients open it only where the
+      // server announced SETTINGS_ENABLE_CONNECT_PROTOCOL; Node's compat
+      // API then emits each extended CONNECT as `connect` (req, res).
+      if (typeof server.updateSettings === "function") {
+        server.updateSettings({ enableConnectProtocol: true });
+      }
+      const connectListeners = server.listeners("connect").slice(0);
+      server.removeAllListeners("connect");
+      server.on("connect", (req, res) => {
+        if (check(req) && req.headers[":protocol"] === "websocket") {
+          bridge.handleConnect(this, req, res);
+        } else if (check(req)) {
+          // Refused by the engine as engine.io refuses any non-GET handshake.
+          this.handleRequest(req, res);
+        } else if (connectListeners.length) {
+          for (const listener of connectListeners) listener.call(server, req, res);
+        } else {
+          // What Node does when nobody listens to `connect`.
+          server.emit("request", req, res);
+        }
+      });
+    }
     if (this.opts.transports.includes("websocket")) {
       server.on("upgrade", (req, socket, head) => {
         if (check(req)) {
@@ -346,6 +369,12 @@ class Server extends EventEmitter {
     }
     if (this._drainCheck) this._drainCheck();
   }
+}
+
+/** Whether `server` is Node's http2 server (secure or not), whose CONNECT streams may carry WebSockets. */
+function isHttp2Server(server) {
+  const name = server && server.constructor && server.constructor.name;
+  return name === "Http2SecureServer" || name === "Http2Server";
 }
 
 /** engine.io's default ids are made natively; this marks "not overridden". */

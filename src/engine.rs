@@ -15,6 +15,7 @@ use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
 use eio_core::server::tls::Tls;
 use eio_core::transport::polling::{self, PostFailure};
+use eio_core::transport::websocket::Opening;
 use eio_core::transport::{Headers, HttpResponse};
 use napi::bindgen_prelude::{BufferSlice, Either, Float64Array, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -354,6 +355,8 @@ impl BindingEngine {
     /// descriptor), the engine takes the connection over and JS must destroy
     /// its socket; without, JS carries the bytes (`bridgeData`/`bridgeEnd`,
     /// `BRIDGE_WRITE` events). `headers` are what the middlewares set.
+    /// `connect`: an HTTP/2 extended CONNECT (RFC 8441), whose answer comes
+    /// as a `RESPONSE` event for the stream's headers, before any byte.
     #[napi(catch_unwind)]
     pub fn bridge_upgrade(
         &self,
@@ -361,16 +364,22 @@ impl BindingEngine {
         fd: Option<i32>,
         head: BufferSlice,
         headers: Vec<String>,
+        connect: Option<bool>,
     ) -> Result<f64> {
         let head = head.to_vec();
         let extra = pairs(headers);
         let bridge = &self.shared.bridge;
+        let opening = if connect == Some(true) {
+            Opening::Connect
+        } else {
+            Opening::Upgrade
+        };
         let id = match fd {
             #[cfg(unix)]
             Some(fd) => bridge
                 .upgrade_fd(self.engine(), req.into(), fd, head, extra)
                 .map_err(io_error)?,
-            _ => bridge.upgrade_bytes(self.engine(), req.into(), head, extra),
+            _ => bridge.upgrade_bytes(self.engine(), req.into(), head, extra, opening),
         };
         Ok(id as f64)
     }

@@ -1,11 +1,12 @@
 //! The bridge front end: requests and upgrades that another HTTP server (the
 //! user's Node server) parsed. Polling bodies arrive as chunks; upgraded
 //! connections arrive as a socket the engine now owns (a duplicated file
-//! descriptor) or as a byte stream the application carries (TLS).
+//! descriptor) or as a byte stream the application carries (TLS, and the
+//! stream of an HTTP/2 extended CONNECT, RFC 8441).
 
 use crate::engine::{method_name, Engine, Event, Fields, RequestInfo};
 use crate::transport::polling::{self, Served};
-use crate::transport::websocket::{self, UpgradeAnswer};
+use crate::transport::websocket::{self, Opening, UpgradeAnswer};
 use crate::transport::ws::WsIo;
 use crate::transport::Headers;
 use bytes::Bytes;
@@ -60,8 +61,32 @@ pub async fn serve_upgrade(
     mut stream: WsIo,
     head: Vec<u8>,
     extra: Headers,
+    opening: Opening,
 ) {
-    match websocket::answer_upgrade(&engine, info, Some(extra), websocket::Opening::Upgrade).await {
+    let id = info.id;
+    let answer = websocket::answer_upgrade(&engine, info, Some(extra), opening).await;
+    if opening == Opening::Connect {
+        // An HTTP/2 stream: the answer goes to the application as a
+        // response (`:status` and headers are not bytes of the stream),
+        // then the stream carries the WebSocket.
+        let response = match &answer {
+            UpgradeAnswer::Switch(s) => s.response.clone(),
+            UpgradeAnswer::Refuse(res) => res.clone(),
+            UpgradeAnswer::Destroy => crate::http::HttpResponse::empty(0),
+        };
+        engine.events().push(Event::Response {
+            request: id,
+            response,
+        });
+        match answer {
+            UpgradeAnswer::Switch(switch) => {
+                websocket::serve(engine, switch, stream, Bytes::from(head)).await
+            }
+            _ => stream.shutdown().await,
+        }
+        return;
+    }
+    match answer {
         UpgradeAnswer::Switch(switch) => {
             if stream.write_all(&switch.response.to_http1()).await.is_ok() {
                 websocket::serve(engine, switch, stream, Bytes::from(head)).await;
@@ -267,6 +292,7 @@ impl Bridge {
             WsIo::tcp(stream),
             head,
             extra,
+            Opening::Upgrade,
         ));
         Ok(id)
     }
@@ -274,12 +300,16 @@ impl Bridge {
     /// Serves an upgraded connection whose bytes JS carries (TLS and other
     /// streams that have no descriptor to take over). Bytes from the client
     /// come through [`Bridge::data`]; bytes to it as [`Event::BridgeWrite`].
+    /// With [`Opening::Connect`] (an HTTP/2 stream), the answer comes as an
+    /// [`Event::Response`] for the application to send as the stream's
+    /// headers (status 0: destroy the stream), before any byte.
     pub fn upgrade_bytes(
         &self,
         engine: &Engine,
         req: NodeRequest,
         head: Vec<u8>,
         extra: Headers,
+        opening: Opening,
     ) -> u64 {
         let id = engine.next_id();
         let info = Arc::new(req.into_info(id));
@@ -294,6 +324,7 @@ impl Bridge {
             WsIo::other(engine_side),
             head,
             extra,
+            opening,
         ));
         rt.spawn(async move {
             while let Some(chunk) = rx.recv().await {
