@@ -187,6 +187,52 @@ function scenarioList(quick) {
       ],
       targets: { native: [">=", 3.8], attach: [">=", 1.5] },
     },
+    ...["wss-64", "wss-16k-bin"].map((name) => {
+      const big = name.endsWith("16k-bin");
+      return {
+        name,
+        title: `Secure WebSocket (wss) echo, ${big ? "16 KiB binary, 50" : "64 B text, 100"} connections; engine.io on Node's https server`,
+        kind: "throughput",
+        servers: ["eio-native", "eio-attach", "engine.io"],
+        unit: "msg / server CPU-s",
+        better: "higher",
+        tls: "https",
+        loadgen: [
+          "ws-echo",
+          "--conns",
+          big ? 50 : 100,
+          "--size",
+          big ? 16384 : 64,
+          ...(big ? ["--binary"] : []),
+          "--warmup-ms",
+          warmup,
+          "--duration-ms",
+          duration,
+        ],
+      };
+    }),
+    {
+      name: "h2-poll-64",
+      title:
+        "Polling echo over HTTP/2, 64 B, 50 sessions on 2 connections; engine.io on http2.createSecureServer({ allowHTTP1: true })",
+      kind: "throughput",
+      servers: ["eio-native", "eio-attach", "engine.io"],
+      unit: "msg / server CPU-s",
+      better: "higher",
+      tls: "h2",
+      loadgen: [
+        "poll-echo",
+        "--h2",
+        "--conns",
+        50,
+        "--size",
+        64,
+        "--warmup-ms",
+        warmup,
+        "--duration-ms",
+        duration,
+      ],
+    },
     {
       name: "conn-rate",
       title: "Connection rate: WebSocket open, open packet, close (50 concurrent)",
@@ -518,9 +564,35 @@ function startServer(kind, opts, cpus) {
   return { child, started, request, stop, exited };
 }
 
+/**
+ * A self-signed P-256 certificate for 127.0.0.1, made once per run with
+ * openssl, for the TLS scenarios: the servers load it, the load generator
+ * trusts it.
+ */
+let testCert = null;
+function tlsCert() {
+  if (testCert) return testCert;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eio-bench-tls-"));
+  process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  testCert = { key: path.join(dir, "key.pem"), cert: path.join(dir, "cert.pem") };
+  execFileSync(
+    "openssl",
+    [
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
+      ["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+      // An end-entity certificate (webpki refuses a CA as a server's).
+      ["-addext", "basicConstraints=critical,CA:FALSE"],
+      ["-keyout", testCert.key, "-out", testCert.cert],
+    ].flat(),
+    { stdio: "ignore" },
+  );
+  return testCert;
+}
+
 /** Runs one scenario against one server kind; returns the measurement. */
 async function runOne(sc, kind, env) {
-  const server = startServer(kind, sc.opts, env.cpus && env.cpus.server);
+  const opts = sc.tls ? { ...sc.opts, tls: { ...tlsCert(), h2: sc.tls === "h2" } } : sc.opts;
+  const server = startServer(kind, opts, env.cpus && env.cpus.server);
   let ready;
   try {
     ready = await server.started;
@@ -535,6 +607,7 @@ async function runOne(sc, kind, env) {
   env.serverInfo[kind] = ready;
   const pid = ready.pid;
   const lgArgs = [...sc.loadgen.map(String), "--port", String(ready.port)];
+  if (sc.tls) lgArgs.push("--ca", tlsCert().cert);
   if (env.cpus) lgArgs.push("--threads", "1");
   const [cmd, args] = withPin(env.cpus && env.cpus.loadgen, LOADGEN, lgArgs);
   const lg = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });

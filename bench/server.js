@@ -22,7 +22,18 @@ const path = require("path");
 const readline = require("readline");
 
 const kind = process.argv[2];
-const opts = JSON.parse(process.argv[3] || "{}");
+// `tls` ({ key, cert, h2 }: PEM file paths): serve over TLS, eio-rs's
+// listen() natively (HTTP/2 by ALPN), the others on Node's https server, or
+// with `h2` on http2.createSecureServer({ allowHTTP1: true }).
+const { tls, ...opts } = JSON.parse(process.argv[3] || "{}");
+const pem = tls && { key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) };
+
+/** The Node server attach() modes use: http, or https / http2 for `tls`. */
+function nodeServer() {
+  if (!tls) return http.createServer();
+  if (tls.h2) return require("http2").createSecureServer({ ...pem, allowHTTP1: true });
+  return require("https").createServer(pem);
+}
 const root = path.resolve(__dirname, "..");
 const depsModules = path.join(__dirname, ".deps", "node_modules");
 
@@ -164,13 +175,15 @@ function main() {
   switch (kind) {
     case "eio-native": {
       const eio = require(root);
-      const engine = eio.listen(0, opts, () => ready(engine, engine.httpServer.address().port));
+      const engine = eio.listen(0, { ...opts, ...pem }, () =>
+        ready(engine, engine.httpServer.address().port),
+      );
       echo(engine);
       break;
     }
     case "eio-attach": {
       const eio = require(root);
-      const server = http.createServer();
+      const server = nodeServer();
       let engine;
       try {
         engine = eio.attach(server, opts);
@@ -197,12 +210,20 @@ function main() {
       } catch (_) {
         // reported as null: ws then masks in JS
       }
+      const info = {
+        version: require(path.join(depsModules, "engine.io", "package.json")).version,
+        ws: require(path.join(wsDir, "package.json")).version,
+        bufferutil,
+      };
+      if (tls) {
+        const server = nodeServer();
+        const engine = eio.attach(server, opts);
+        echo(engine);
+        server.listen(0, "127.0.0.1", () => ready(engine, server.address().port, info));
+        break;
+      }
       const engine = eio.listen(0, opts, () =>
-        ready(engine, engine.httpServer.address().port, {
-          version: require(path.join(depsModules, "engine.io", "package.json")).version,
-          ws: require(path.join(wsDir, "package.json")).version,
-          bufferutil,
-        }),
+        ready(engine, engine.httpServer.address().port, info),
       );
       echo(engine);
       break;

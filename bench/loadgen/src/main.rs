@@ -29,11 +29,113 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{client_async, WebSocketStream};
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Io>;
+
+/// A connection to the server: plain TCP, or TLS when `--ca` is given.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Io::Plain($s) => {
+                let $s = std::pin::Pin::new($s);
+                $e
+            }
+            Io::Tls($s) => {
+                let $s = std::pin::Pin::new(&mut **$s);
+                $e
+            }
+        }
+    };
+}
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        delegate!(self, s => s.poll_write(cx, buf))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_flush(cx))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_shutdown(cx))
+    }
+}
+
+/// TLS client settings (trusting the one certificate of `--ca`), per ALPN.
+static TLS: std::sync::OnceLock<(tokio_rustls::TlsConnector, tokio_rustls::TlsConnector)> =
+    std::sync::OnceLock::new();
+
+fn tls_setup(ca_path: &str) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_path).map_err(|e| format!("--ca: {e}"))? {
+        roots
+            .add(cert.map_err(|e| format!("--ca: {e}"))?)
+            .map_err(|e| format!("--ca: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = |alpn: &[u8]| -> Result<tokio_rustls::TlsConnector, String> {
+        let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        c.alpn_protocols = vec![alpn.to_vec()];
+        Ok(tokio_rustls::TlsConnector::from(Arc::new(c)))
+    };
+    let _ = TLS.set((config(b"http/1.1")?, config(b"h2")?));
+    Ok(())
+}
+
+/// Connects to the server (loopback), over TLS when set up, offering `h2`
+/// or `http/1.1`.
+async fn connect(port: u16, h2: bool) -> Result<Io, String> {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("nodelay: {e}"))?;
+    let Some((http1, http2)) = TLS.get() else {
+        return Ok(Io::Plain(stream));
+    };
+    let connector = if h2 { http2 } else { http1 };
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("an IP address");
+    let tls = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    Ok(Io::Tls(Box::new(tls)))
+}
 
 const USAGE: &str = "usage: eio-loadgen <ws-echo|poll-echo|conn-rate|idle|broadcast> --port P \
 [--path /engine.io/] [--conns N] [--size BYTES] [--binary] [--warmup-ms MS] [--duration-ms MS] \
-[--concurrency N] [--steps N,N,...] [--count K] [--threads T] [--timeout-ms MS]";
+[--concurrency N] [--steps N,N,...] [--count K] [--threads T] [--timeout-ms MS] \
+[--ca CERT.pem (TLS)] [--h2 (poll-echo over HTTP/2, with --ca)]";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -50,6 +152,10 @@ struct Args {
     count: u64,
     threads: usize,
     timeout_ms: u64,
+    /// A PEM certificate to trust: connect over TLS (wss, https).
+    ca: Option<String>,
+    /// Polling over HTTP/2 (with `--ca`): sessions share connections.
+    h2: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -69,6 +175,8 @@ fn parse_args() -> Result<Args, String> {
         count: 100,
         threads: 0,
         timeout_ms: 10_000,
+        ca: None,
+        h2: false,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -95,6 +203,8 @@ fn parse_args() -> Result<Args, String> {
             "--count" => a.count = num(val()?)?,
             "--threads" => a.threads = num(val()?)? as usize,
             "--timeout-ms" => a.timeout_ms = num(val()?)?,
+            "--ca" => a.ca = Some(val()?),
+            "--h2" => a.h2 = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -117,6 +227,12 @@ fn main() {
         }
     };
     raise_nofile();
+    if let Some(ca) = &args.ca {
+        if let Err(e) = tls_setup(ca) {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
     let threads = if args.threads > 0 {
         args.threads
     } else {
@@ -260,13 +376,9 @@ async fn run(args: Args) -> Result<(), String> {
 // ---------------------------------------------------------------- WebSocket
 
 async fn ws_open(port: u16, path: &str) -> Result<Ws, String> {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| format!("nodelay: {e}"))?;
-    let url = format!("ws://127.0.0.1:{port}{path}?EIO=4&transport=websocket");
+    let stream = connect(port, false).await?;
+    let scheme = if TLS.get().is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://127.0.0.1:{port}{path}?EIO=4&transport=websocket");
     let (mut ws, _) = client_async(url, stream)
         .await
         .map_err(|e| format!("websocket handshake: {e}"))?;
@@ -708,19 +820,14 @@ async fn broadcast(args: Args) -> Result<(), String> {
 
 /// A minimal HTTP/1.1 keep-alive client connection.
 struct Http {
-    stream: TcpStream,
+    stream: Io,
     buf: BytesMut,
     host: String,
 }
 
 impl Http {
     async fn connect(port: u16) -> Result<Self, String> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| format!("nodelay: {e}"))?;
+        let stream = connect(port, false).await?;
         Ok(Http {
             stream,
             buf: BytesMut::with_capacity(8192),
@@ -900,21 +1007,157 @@ async fn poll_echo_worker(id: usize, mut s: PollSession, args: Args, shared: Arc
                     ));
                 }
                 s.get.write_get(&s.path).await?;
-                for packet in body.split(|&b| b == 0x1e) {
-                    match packet {
-                        b"2" => {
-                            shared.pings.fetch_add(1, Ordering::Relaxed);
-                            s.post(b"3").await?;
-                        }
-                        b"6" => {}
-                        p if p == &payload[..] && !got => got = true,
-                        p => {
-                            return Err(format!(
-                                "conn {id} seq {seq}: polling echo mismatch: got {:?}",
-                                String::from_utf8_lossy(&p[..p.len().min(60)])
-                            ))
-                        }
-                    }
+                for _ in 0..poll_packets(&body, &payload, &mut got, &shared, id, seq)? {
+                    s.post(b"3").await?;
+                }
+            }
+            shared.count.fetch_add(1, Ordering::Relaxed);
+            seq += 1;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = res {
+        shared.error(e);
+    }
+    shared.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Reads the packets of one GET's answer: sets `got` when the echo of
+/// `payload` is there; returns how many pings need a pong.
+fn poll_packets(
+    body: &[u8],
+    payload: &[u8],
+    got: &mut bool,
+    shared: &Shared,
+    id: usize,
+    seq: u64,
+) -> Result<usize, String> {
+    let mut pings = 0;
+    for packet in body.split(|&b| b == 0x1e) {
+        match packet {
+            b"2" => {
+                shared.pings.fetch_add(1, Ordering::Relaxed);
+                pings += 1;
+            }
+            b"6" => {}
+            p if p == payload && !*got => *got = true,
+            p => {
+                return Err(format!(
+                    "conn {id} seq {seq}: polling echo mismatch: got {:?}",
+                    String::from_utf8_lossy(&p[..p.len().min(60)])
+                ))
+            }
+        }
+    }
+    Ok(pings)
+}
+
+// ------------------------------------------------------ polling over HTTP/2
+
+/// Sessions per HTTP/2 connection: each holds a GET and sends POSTs, within
+/// the 100 concurrent streams servers allow.
+const H2_SESSIONS_PER_CONN: usize = 25;
+
+/// One HTTP/2 request; `body`: a POST's.
+fn h2_send(
+    h2: &mut h2::client::SendRequest<Bytes>,
+    port: u16,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<h2::client::ResponseFuture, String> {
+    let req = http::Request::builder()
+        .method(if body.is_some() { "POST" } else { "GET" })
+        .uri(format!("https://127.0.0.1:{port}{path}"))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(())
+        .map_err(|e| e.to_string())?;
+    let (res, mut stream) = h2
+        .send_request(req, body.is_none())
+        .map_err(|e| format!("h2 request: {e}"))?;
+    if let Some(b) = body {
+        stream
+            .send_data(Bytes::copy_from_slice(b), true)
+            .map_err(|e| format!("h2 body: {e}"))?;
+    }
+    Ok(res)
+}
+
+/// A response's status and whole body.
+async fn h2_read(res: h2::client::ResponseFuture) -> Result<(u16, Bytes), String> {
+    let res = res.await.map_err(|e| format!("h2 response: {e}"))?;
+    let status = res.status().as_u16();
+    let mut body = res.into_body();
+    let mut out = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| format!("h2 body: {e}"))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        out.extend_from_slice(&chunk);
+    }
+    Ok((status, out.freeze()))
+}
+
+async fn h2_request(
+    h2: &mut h2::client::SendRequest<Bytes>,
+    port: u16,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<(u16, Bytes), String> {
+    let ready = h2.clone().ready().await.map_err(|e| format!("h2: {e}"))?;
+    *h2 = ready;
+    h2_read(h2_send(h2, port, path, body)?).await
+}
+
+async fn h2_connect(port: u16) -> Result<h2::client::SendRequest<Bytes>, String> {
+    let io = connect(port, true).await?;
+    let (send, conn) = h2::client::handshake(io)
+        .await
+        .map_err(|e| format!("h2 handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
+async fn h2_poll_worker(
+    id: usize,
+    mut h2: h2::client::SendRequest<Bytes>,
+    args: Args,
+    shared: Arc<Shared>,
+) {
+    let port = args.port;
+    let mut payload = vec![0u8; args.size + 1];
+    init_payload(&mut payload[1..], false);
+    payload[0] = b'4';
+    let mut seq = 0u64;
+    let res: Result<(), String> = async {
+        let base = format!("{}?EIO=4&transport=polling", args.path);
+        let (status, body) = h2_request(&mut h2, port, &base, None).await?;
+        let text = String::from_utf8_lossy(&body);
+        let sid = text
+            .split("\"sid\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .filter(|_| status == 200)
+            .ok_or_else(|| format!("polling handshake: {status} {text:?}"))?;
+        let path = format!("{base}&sid={sid}");
+        // One GET always pending.
+        let mut get = h2_send(&mut h2, port, &path, None)?;
+        while !shared.stop.load(Ordering::Relaxed) {
+            stamp_payload(&mut payload[1..], id, seq);
+            let (status, ok) = h2_request(&mut h2, port, &path, Some(&payload)).await?;
+            if status != 200 || &ok[..] != b"ok" {
+                return Err(format!("POST answered {status}"));
+            }
+            let mut got = false;
+            while !got {
+                let (status, body) = h2_read(get).await?;
+                if status != 200 {
+                    return Err(format!("conn {id}: GET answered {status}"));
+                }
+                get = h2_send(&mut h2, port, &path, None)?;
+                for _ in 0..poll_packets(&body, &payload, &mut got, &shared, id, seq)? {
+                    h2_request(&mut h2, port, &path, Some(b"3")).await?;
                 }
             }
             shared.count.fetch_add(1, Ordering::Relaxed);
@@ -930,6 +1173,9 @@ async fn poll_echo_worker(id: usize, mut s: PollSession, args: Args, shared: Arc
 }
 
 async fn poll_echo(args: Args) -> Result<(), String> {
+    if args.h2 {
+        return poll_echo_h2(args).await;
+    }
     let shared = Arc::new(Shared::default());
     let mut ctl = Ctl::new();
     let mut sessions = Vec::with_capacity(args.conns);
@@ -945,6 +1191,38 @@ async fn poll_echo(args: Args) -> Result<(), String> {
     let mut set = JoinSet::new();
     for (id, s) in sessions.into_iter().enumerate() {
         set.spawn(poll_echo_worker(id, s, args.clone(), shared.clone()));
+    }
+    let (count, secs, pings) = measured_window(&mut ctl, &args, &shared).await?;
+    stop_workers(&shared, &mut set).await;
+    emit(&format!(
+        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}}}",
+        shared.count.load(Ordering::Relaxed),
+        shared.errors.load(Ordering::Relaxed),
+        args.conns
+    ));
+    Ok(())
+}
+
+async fn poll_echo_h2(args: Args) -> Result<(), String> {
+    if TLS.get().is_none() {
+        return Err("--h2 needs --ca (HTTP/2 over TLS)".into());
+    }
+    let shared = Arc::new(Shared::default());
+    let mut ctl = Ctl::new();
+    let mut set = JoinSet::new();
+    let mut conn = None;
+    for id in 0..args.conns {
+        if id % H2_SESSIONS_PER_CONN == 0 {
+            let c = tokio::time::timeout(
+                Duration::from_millis(args.timeout_ms),
+                h2_connect(args.port),
+            )
+            .await
+            .map_err(|_| "HTTP/2 connection timed out".to_string())??;
+            conn = Some(c);
+        }
+        let h2 = conn.clone().expect("set above");
+        set.spawn(h2_poll_worker(id, h2, args.clone(), shared.clone()));
     }
     let (count, secs, pings) = measured_window(&mut ctl, &args, &shared).await?;
     stop_workers(&shared, &mut set).await;
