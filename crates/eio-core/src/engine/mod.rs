@@ -319,21 +319,26 @@ impl Engine {
         self.inner.registry.read().by_handle.len()
     }
 
+    /// Every live session, cloned out of the registry: the caller may take
+    /// their locks, which must never be taken under the registry's (closing
+    /// takes them in the other order).
+    fn sessions(&self) -> Vec<Arc<Session>> {
+        self.inner
+            .registry
+            .read()
+            .by_handle
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Closes every session (engine.io's `server.close()`: `close(true)` on
     /// each). The engine keeps serving new requests afterwards, as engine.io
     /// does; front ends stop routing to it.
     pub fn close(&self) {
         debug!(self, Scope::Engine, "closing all open clients");
         self.inner.closed.store(true, Ordering::Relaxed);
-        let sessions: Vec<_> = self
-            .inner
-            .registry
-            .read()
-            .by_handle
-            .values()
-            .cloned()
-            .collect();
-        for s in sessions {
+        for s in self.sessions() {
             s.close_by_server(true);
         }
     }
@@ -365,18 +370,8 @@ impl Engine {
     /// the bytes they hold, counted as they are read.
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::read(&self.inner.counters);
-        // Cloned out first: a session's lock is never taken under the
-        // registry's (closing takes them in the other order).
-        let sessions: Vec<Arc<Session>> = self
-            .inner
-            .registry
-            .read()
-            .by_handle
-            .values()
-            .cloned()
-            .collect();
         let mut open = [[0u64; 2]; 2];
-        for s in &sessions {
+        for s in &self.sessions() {
             let (kind, held) = s.gauge();
             let p = usize::from(s.protocol == Protocol::V4);
             open[kind as usize][p] += 1;
