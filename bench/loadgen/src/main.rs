@@ -575,6 +575,24 @@ async fn stop_workers(shared: &Shared, set: &mut JoinSet<()>) {
     .await;
 }
 
+/// The measured window of an echo run, then its result line.
+async fn echo_result(
+    ctl: &mut Ctl,
+    args: &Args,
+    shared: &Shared,
+    set: &mut JoinSet<()>,
+) -> Result<(), String> {
+    let (count, secs, pings) = measured_window(ctl, args, shared).await?;
+    stop_workers(shared, set).await;
+    emit(&format!(
+        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}}}",
+        shared.count.load(Ordering::Relaxed),
+        shared.errors.load(Ordering::Relaxed),
+        args.conns
+    ));
+    Ok(())
+}
+
 async fn ws_echo(args: Args) -> Result<(), String> {
     let shared = Arc::new(Shared::default());
     let mut ctl = Ctl::new();
@@ -583,15 +601,7 @@ async fn ws_echo(args: Args) -> Result<(), String> {
     for (id, ws) in conns.into_iter().enumerate() {
         set.spawn(ws_echo_worker(id, ws, args.clone(), shared.clone()));
     }
-    let (count, secs, pings) = measured_window(&mut ctl, &args, &shared).await?;
-    stop_workers(&shared, &mut set).await;
-    emit(&format!(
-        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}}}",
-        shared.count.load(Ordering::Relaxed),
-        shared.errors.load(Ordering::Relaxed),
-        args.conns
-    ));
-    Ok(())
+    echo_result(&mut ctl, &args, &shared, &mut set).await
 }
 
 // ------------------------------------------------------------ connection rate
@@ -1192,15 +1202,7 @@ async fn poll_echo(args: Args) -> Result<(), String> {
     for (id, s) in sessions.into_iter().enumerate() {
         set.spawn(poll_echo_worker(id, s, args.clone(), shared.clone()));
     }
-    let (count, secs, pings) = measured_window(&mut ctl, &args, &shared).await?;
-    stop_workers(&shared, &mut set).await;
-    emit(&format!(
-        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}}}",
-        shared.count.load(Ordering::Relaxed),
-        shared.errors.load(Ordering::Relaxed),
-        args.conns
-    ));
-    Ok(())
+    echo_result(&mut ctl, &args, &shared, &mut set).await
 }
 
 async fn poll_echo_h2(args: Args) -> Result<(), String> {
@@ -1224,13 +1226,5 @@ async fn poll_echo_h2(args: Args) -> Result<(), String> {
         let h2 = conn.clone().expect("set above");
         set.spawn(h2_poll_worker(id, h2, args.clone(), shared.clone()));
     }
-    let (count, secs, pings) = measured_window(&mut ctl, &args, &shared).await?;
-    stop_workers(&shared, &mut set).await;
-    emit(&format!(
-        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}}}",
-        shared.count.load(Ordering::Relaxed),
-        shared.errors.load(Ordering::Relaxed),
-        args.conns
-    ));
-    Ok(())
+    echo_result(&mut ctl, &args, &shared, &mut set).await
 }
