@@ -6,39 +6,18 @@
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
 const http = require("node:http");
 const path = require("node:path");
 const util = require("node:util");
 const createDebug = require("debug");
 const { Server } = require("..");
 const { Socket: ClientSocket } = require("engine.io-client");
-const { start, stop, once } = require("./helpers");
+const { start, stop, once, runNode } = require("./helpers");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Runs `script` in a fresh Node with `env` added; resolves with stdout and stderr. */
-function run(script, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["-e", script], {
-      cwd: path.join(__dirname, ".."),
-      env: { ...process.env, DEBUG_COLORS: "0", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the child did not finish:\n${out}\n${err}`));
-    }, 15000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
+/** Runs `script` in a fresh Node with `env` added, colours off. */
+const run = (script, env) => runNode(script, { DEBUG_COLORS: "0", ...env });
 
 // One session's life: polling handshake, upgrade to WebSocket, a message
 // each way, a heartbeat, the client's close. Prints the sid on stdout.

@@ -5,29 +5,15 @@
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
+const { runNode } = require("./helpers");
 
-function run(script) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["-e", script], {
-      cwd: path.join(__dirname, ".."),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the process did not exit by itself:\n${out}`));
-    }, 10000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
+/** Runs `script`; resolves with its exit code and output (stdout and stderr). */
+async function run(script) {
+  const { code, all } = await runNode(script, {}, 10000);
+  return { code, out: all };
 }
 
 test("the process exits after server.close() with live clients", async () => {

@@ -102,4 +102,38 @@ function frames(stream) {
         });
 }
 
-module.exports = { makeCert, request, get, post, connectHeaders, textFrame, frames };
+/**
+ * Opens `n` polling sessions on one HTTP/2 connection, then has each hold a
+ * GET while it POSTs `4m<i>` (the server echoes `echo <message>`); resolves
+ * with the bodies of the held GETs, which must be the echoes: a held GET
+ * blocks no other stream.
+ */
+async function pollOnOneConnection(client, n) {
+  const base = "/engine.io/?EIO=4&transport=polling";
+  const sids = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const res = await get(client, base);
+      if (res.status !== 200) throw new Error(`handshake answered ${res.status}`);
+      return JSON.parse(res.body.slice(1)).sid;
+    }),
+  );
+  return Promise.all(
+    sids.map(async (sid, i) => {
+      const held = get(client, `${base}&sid=${sid}`);
+      const posted = await post(client, `${base}&sid=${sid}`, `4m${i}`);
+      if (posted.status !== 200) throw new Error(`POST answered ${posted.status}`);
+      return (await held).body;
+    }),
+  );
+}
+
+module.exports = {
+  makeCert,
+  request,
+  get,
+  post,
+  connectHeaders,
+  textFrame,
+  frames,
+  pollOnOneConnection,
+};

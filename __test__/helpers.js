@@ -1,6 +1,6 @@
 "use strict";
 
-const { fork } = require("node:child_process");
+const { fork, spawn } = require("node:child_process");
 const path = require("node:path");
 const { listen } = require("..");
 
@@ -136,7 +136,36 @@ function tracked(engine) {
   return sizes;
 }
 
+/**
+ * Runs `script` in a fresh Node in the repository root (`env` added to
+ * this process's); resolves with its exit code, stdout, stderr and both
+ * interleaved (`all`), or rejects if it has not exited after `ms`.
+ */
+function runNode(script, env = {}, ms = 15_000) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["-e", script], {
+      cwd: path.join(__dirname, ".."),
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    let all = "";
+    child.stdout.on("data", (d) => ((out += d), (all += d)));
+    child.stderr.on("data", (d) => ((err += d), (all += d)));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the process did not exit by itself:\n${all}`));
+    }, ms);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err, all });
+    });
+  });
+}
+
 module.exports = {
+  runNode,
   start,
   stop,
   once,

@@ -10,7 +10,16 @@ const http2 = require("node:http2");
 const { Socket: ClientSocket } = require("engine.io-client");
 const { Server } = require("..");
 const { once } = require("./helpers");
-const { makeCert, request, get, post, connectHeaders, textFrame, frames } = require("./h2");
+const {
+  makeCert,
+  request,
+  get,
+  post,
+  connectHeaders,
+  textFrame,
+  frames,
+  pollOnOneConnection,
+} = require("./h2");
 
 const { key, cert } = makeCert();
 
@@ -42,23 +51,10 @@ test("polling through Node's http2 API: 20 sessions on one connection", async (t
     versions.add(socket.request.httpVersion);
     socket.on("message", (m) => socket.send(`echo ${m}`));
   });
-  const sids = await Promise.all(
-    Array.from({ length: 20 }, async () => {
-      const res = await get(client, base);
-      assert.equal(res.status, 200);
-      return JSON.parse(res.body.slice(1)).sid;
-    }),
-  );
-  const echoes = await Promise.all(
-    sids.map(async (sid, i) => {
-      const held = get(client, `${base}&sid=${sid}`);
-      assert.equal((await post(client, `${base}&sid=${sid}`, `4m${i}`)).status, 200);
-      return (await held).body;
-    }),
-  );
+  const echoes = await pollOnOneConnection(client, 20);
   assert.deepEqual(
     echoes,
-    sids.map((_, i) => `4echo m${i}`),
+    Array.from({ length: 20 }, (_, i) => `4echo m${i}`),
   );
   assert.deepEqual([...versions], ["2.0"]);
 });

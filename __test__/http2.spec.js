@@ -9,7 +9,16 @@ const assert = require("node:assert/strict");
 const http2 = require("node:http2");
 const { listen } = require("..");
 const { stop } = require("./helpers");
-const { makeCert, request, get, post, connectHeaders, textFrame, frames } = require("./h2");
+const {
+  makeCert,
+  request,
+  get,
+  post,
+  connectHeaders,
+  textFrame,
+  frames,
+  pollOnOneConnection,
+} = require("./h2");
 
 const { key, cert } = makeCert();
 
@@ -32,27 +41,10 @@ test("polling over HTTP/2: 50 sessions on one connection, held GETs blocking nob
     versions.add(`${socket.request.httpVersion} ${socket.request.socket.encrypted}`);
     socket.on("message", (m) => socket.send(`echo ${m}`));
   });
-  const base = "/engine.io/?EIO=4&transport=polling";
-  const sids = await Promise.all(
-    Array.from({ length: 50 }, async () => {
-      const res = await get(client, base);
-      assert.equal(res.status, 200);
-      return JSON.parse(res.body.slice(1)).sid;
-    }),
-  );
-  // Every session holds a GET on the same connection; each POST still goes
-  // through, and releases its own session's GET with the echo.
-  const echoes = await Promise.all(
-    sids.map(async (sid, i) => {
-      const held = get(client, `${base}&sid=${sid}`);
-      const posted = await post(client, `${base}&sid=${sid}`, `4m${i}`);
-      assert.equal(posted.status, 200);
-      return (await held).body;
-    }),
-  );
+  const echoes = await pollOnOneConnection(client, 50);
   assert.deepEqual(
     echoes,
-    sids.map((_, i) => `4echo m${i}`),
+    Array.from({ length: 50 }, (_, i) => `4echo m${i}`),
   );
   assert.deepEqual([...versions], ["2.0 true"]);
   client.close();

@@ -13,7 +13,7 @@ const parsePrometheus = require("parse-prometheus-text-format");
 const { WebSocket } = require("ws");
 const { Socket: ClientSocket } = require("engine.io-client");
 const { Server } = require("..");
-const { start, stop, once, until } = require("./helpers");
+const { start, stop, once, until, runNode } = require("./helpers");
 
 /** Opens an engine.io-client socket and waits for its handshake. */
 async function open(port, opts) {
@@ -264,20 +264,7 @@ test("a drained server's process exits by itself once its listener is closed", a
       poll.on("open", onOpen);
     });
   `;
-  const child = spawn(process.execPath, ["-e", script], {
-    cwd: path.join(__dirname, ".."),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
-  const code = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the process did not exit by itself:\n${out}`));
-    }, 10000);
-    child.on("exit", (c) => (clearTimeout(timer), resolve(c)));
-  });
+  const { code, all: out } = await runNode(script, {}, 10000);
   assert.equal(code, 0, out);
   assert.match(out, /drained \{"closed":2,"forced":0\}/);
 });
