@@ -252,8 +252,18 @@ export declare function listen(
   callback?: () => void,
 ): Server;
 export declare function listen(port: ListenTarget, callback?: () => void): Server;
+/**
+ * The Node servers `attach()` takes: http, https, and http2 (secure or not;
+ * there `attach()` turns on `enableConnectProtocol` so that clients may open
+ * WebSockets over HTTP/2).
+ */
+export type AttachableServer =
+  | import("http").Server
+  | import("https").Server
+  | import("http2").Http2Server
+  | import("http2").Http2SecureServer;
 export declare function attach(
-  server: import("http").Server,
+  server: AttachableServer,
   options?: ServerOptions & AttachOptions,
 ): Server;
 export declare const parser: typeof import("engine.io-parser");
