@@ -1005,6 +1005,23 @@ function targetRows(rows) {
       ref("poll-64"),
     ]);
   }
+  // Issue 17: over TLS, at least as far ahead of engine.io (on Node's
+  // https server) as the clear-text echo is in the same run.
+  for (const [tlsName, clear, what] of [
+    ["wss-64", "ws-64", "64 B"],
+    ["wss-16k-bin", "ws-16k-bin", "16 KiB binary"],
+  ]) {
+    const x = r2(ratio(tlsName));
+    const want = r2(ratio(clear));
+    out.push([
+      `wss echo ${what} (engine.io on https): issue 17`,
+      want === null ? "≥ the clear-text ratio" : `≥ ${fx(want)} (${clear})`,
+      fx(x),
+      want === null ? "—" : check(x, ">=", want),
+      bound(tlsName),
+      "—",
+    ]);
+  }
   {
     const x = r2(ratio("conn-rate"));
     out.push([
