@@ -186,13 +186,24 @@ function handleUpgrade(server, req, socket, head) {
       socket.destroy();
       return;
     }
-    server._carried.set(id, socket);
-    socket.on("data", (chunk) => native.bridgeData(id, chunk));
-    socket.on("end", () => native.bridgeEnd(id));
-    socket.on("close", () => {
-      server._carried.delete(id);
-      native.bridgeEnd(id);
-    });
+    carry(server, id, socket);
+  });
+}
+
+/**
+ * Carries the bytes of upgraded connection `id` both ways: what `duplex`
+ * reads goes to the engine, and BRIDGE_WRITE events are written to it
+ * (`server._carried`). `onClose` runs once it closes.
+ */
+function carry(server, id, duplex, onClose) {
+  const native = server._native;
+  server._carried.set(id, duplex);
+  duplex.on("data", (chunk) => native.bridgeData(id, chunk));
+  duplex.on("end", () => native.bridgeEnd(id));
+  duplex.on("close", () => {
+    server._carried.delete(id);
+    if (onClose) onClose();
+    native.bridgeEnd(id);
   });
 }
 
@@ -375,15 +386,8 @@ function handleConnect(server, req, res) {
     server._requests.set(id, req);
     res._eioConnect = stream;
     server._responses.set(id, res);
-    server._carried.set(id, stream);
     stream.on("error", () => {});
-    stream.on("data", (chunk) => native.bridgeData(id, chunk));
-    stream.on("end", () => native.bridgeEnd(id));
-    stream.on("close", () => {
-      server._carried.delete(id);
-      server._responses.delete(id);
-      native.bridgeEnd(id);
-    });
+    carry(server, id, stream, () => server._responses.delete(id));
   });
 }
 
