@@ -2,6 +2,7 @@
 //! the handshake. Transports call into it; the application reads its
 //! [`EventQueue`] and calls [`Session`] methods.
 
+mod driver;
 mod events;
 mod heartbeat;
 mod hooks;
@@ -9,12 +10,11 @@ pub mod log;
 mod session;
 pub mod stats;
 
+pub use self::driver::MessageRef;
+pub(crate) use self::driver::{Driver, Role, ServerClose};
 pub use self::events::{Event, EventQueue, Handle, Listen};
 pub use self::hooks::{HookCall, HookReply, HookSet, MiddlewareOutcome};
-pub use self::session::MessageRef;
-pub(crate) use self::session::{
-    Batch, CallbackWaiter, DirectWrite, PollStart, PollWaiter, WsBatch, WsLink,
-};
+pub(crate) use self::session::Outbox;
 pub use self::session::{ReadyState, Session};
 pub use crate::error::{CloseReason, ErrorCode, RequestError};
 pub use crate::http::{has_invalid_header_char, method_name, parse_query, Fields, RequestInfo};
@@ -53,6 +53,15 @@ impl TransportKind {
             TransportKind::Polling => "polling",
             TransportKind::WebSocket => "websocket",
         }
+    }
+
+    /// Whether a session on this transport may move to `to` (engine.io's
+    /// `upgradesTo`).
+    pub fn upgrades_to(self, to: TransportKind) -> bool {
+        matches!(
+            (self, to),
+            (TransportKind::Polling, TransportKind::WebSocket)
+        )
     }
 
     /// The transport for a `transport=` query value.
@@ -670,11 +679,11 @@ impl Engine {
     pub(crate) fn open_session(
         &self,
         req: Arc<RequestInfo>,
-        transport: TransportKind,
         protocol: Protocol,
         sid: String,
-        ws: Option<Arc<session::WsLink>>,
+        driver: Box<dyn Driver>,
     ) -> Arc<Session> {
+        let transport = driver.kind();
         let handle = self.next_id();
         self.count(Counter::Handshake, 1);
         debug!(
@@ -685,7 +694,7 @@ impl Engine {
             protocol.number()
         );
         let sid: Arc<str> = Arc::from(sid);
-        let session = Session::new(self, handle, sid.clone(), protocol, &req, transport, ws);
+        let session = Session::new(self, handle, sid.clone(), protocol, &req, driver);
         {
             let mut reg = self.inner.registry.write();
             reg.by_sid.insert(sid.clone(), session.clone());

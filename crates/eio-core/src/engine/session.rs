@@ -1,7 +1,9 @@
-//! One Engine.IO session: its state machine, write buffer, heartbeat and
-//! upgrade. Transports feed it packets and take what it has to send; every
-//! way a session ends goes through [`Session::close`].
+//! One Engine.IO session: engine.io's rules for its write buffer, heartbeat,
+//! upgrade and close, over whichever transport carries it. The session
+//! knows its transports only as [`Driver`]s; every way a session ends goes
+//! through [`Session::close`].
 
+use super::driver::{Driver, MessageRef, Role, ServerClose};
 use super::events::{Event, Handle, Listen};
 use super::log::{debug, Scope, Shown};
 use super::stats::Counter;
@@ -13,9 +15,9 @@ use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 /// engine.io's `socket.readyState`.
@@ -40,150 +42,11 @@ impl ReadyState {
     }
 }
 
-/// The link between a session and the task that owns a WebSocket: the task
-/// sleeps on `notify` and asks the session what to do when woken.
-pub(crate) struct WsLink {
-    pub(crate) id: u64,
-    pub(crate) notify: Notify,
-    /// Set when the socket can be written from any thread: the session then
-    /// writes what is sent right away, without waking the task.
-    pub(crate) direct: OnceLock<Box<dyn DirectWrite>>,
-}
-
-impl std::fmt::Debug for WsLink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsLink")
-            .field("id", &self.id)
-            .field("direct", &self.direct.get().is_some())
-            .finish()
-    }
-}
-
-impl WsLink {
-    pub(crate) fn new(id: u64) -> Arc<Self> {
-        Arc::new(WsLink {
-            id,
-            notify: Notify::new(),
-            direct: OnceLock::new(),
-        })
-    }
-}
-
-/// A WebSocket written without blocking from whichever thread sends: a
-/// message then costs one write system call on the sending thread instead
-/// of a hand-off to the connection's task and back.
-pub(crate) trait DirectWrite: Send + Sync {
-    /// Writes `packets` as frames as far as the socket takes them now, and
-    /// returns the bytes it did not take (empty: all written), or an error
-    /// when the connection is broken.
-    fn write_now(&self, packets: &[Packet], frames: &[(usize, Bytes)]) -> std::io::Result<Vec<u8>>;
-
-    /// Writes one `message` packet from borrowed data, without building a
-    /// packet (no copy before the kernel's); as [`DirectWrite::write_now`],
-    /// or `None` when this connection frames messages some other way.
-    fn write_message(&self, data: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>>;
-}
-
-/// Message data the caller still owns.
-#[derive(Debug, Clone, Copy)]
-pub enum MessageRef<'a> {
-    /// Text.
-    Text(&'a str),
-    /// Binary data.
-    Binary(&'a [u8]),
-    /// A whole WebSocket frame, encoded by the application (engine.io's
-    /// `wsPreEncodedFrame`), written as it is.
-    Frame(&'a [u8]),
-}
-
-/// Where the packets that answer a held GET go: a channel its request task
-/// awaits, or a function that answers it at once (the bridge's requests,
-/// served on the JS thread with no task). The function runs under the
-/// session's lock; it is called with `None` if the GET can no longer be
-/// answered with packets (the session was dropped while it was held).
-pub(crate) enum PollWaiter {
-    Channel(oneshot::Sender<Batch>),
-    Callback(CallbackWaiter),
-}
-
-/// A [`PollWaiter::Callback`]: calls its function exactly once.
-pub(crate) struct CallbackWaiter(Option<Box<dyn FnOnce(Option<Batch>) + Send>>);
-
-impl CallbackWaiter {
-    pub(crate) fn new(f: impl FnOnce(Option<Batch>) + Send + 'static) -> Self {
-        CallbackWaiter(Some(Box::new(f)))
-    }
-}
-
-impl Drop for CallbackWaiter {
-    fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f(None);
-        }
-    }
-}
-
-impl PollWaiter {
-    fn send(self, batch: Batch) {
-        match self {
-            PollWaiter::Channel(tx) => {
-                let _ = tx.send(batch);
-            }
-            PollWaiter::Callback(mut w) => {
-                if let Some(f) = w.0.take() {
-                    f(Some(batch));
-                }
-            }
-        }
-    }
-
-    /// Forgets the GET without answering it (its client went away).
-    fn forget(self) {
-        if let PollWaiter::Callback(mut w) = self {
-            w.0 = None;
-        }
-    }
-}
-
-impl std::fmt::Debug for PollWaiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PollWaiter::Channel(_) => "Channel",
-            PollWaiter::Callback(_) => "Callback",
-        })
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct PollingState {
-    /// The held GET: its id and where to send the packets that answer it.
-    get: Option<(u64, PollWaiter)>,
-    /// A POST is being read.
-    post: bool,
-    /// The next poll carries the close packet, then the session closes.
-    should_close: bool,
-}
-
+/// The session's own state: what engine.io's `Socket` keeps, with no
+/// transport in it.
 #[derive(Debug)]
-enum Slot {
-    Polling(PollingState),
-    WebSocket(Arc<WsLink>),
-}
-
-#[derive(Debug)]
-enum Upgrade {
-    None,
-    /// A WebSocket connected and may probe.
-    Pending(Arc<WsLink>),
-    /// The probe succeeded: every poll is answered with a noop.
-    Probed(Arc<WsLink>),
-}
-
-#[derive(Debug)]
-struct State {
+struct Core {
     ready: ReadyState,
-    slot: Slot,
-    upgrade: Upgrade,
     upgraded: bool,
     buffer: Vec<Packet>,
     /// Send callbacks carried by the packets in `buffer`.
@@ -202,81 +65,141 @@ struct State {
     /// Frames the application encoded itself (`wsPreEncodedFrame`), by
     /// index in `buffer`: a WebSocket writes them instead of encoding.
     frames: Vec<(usize, Bytes)>,
-    /// The WebSocket task has a write in flight: nothing may be written
-    /// directly until it is done (frames must not interleave).
-    ws_busy: bool,
-    /// Bytes a direct write left over, with the callbacks they carried: the
-    /// task writes them first.
-    ws_rest: Option<(Vec<u8>, Option<u32>)>,
     /// A ping went out and its pong has not come back (v4).
     awaiting_pong: bool,
+}
+
+/// A transport that asked to take the session over.
+#[derive(Debug)]
+struct Candidate {
+    driver: Box<dyn Driver>,
+    /// It answered the probe: the current transport is paused.
+    probed: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    core: Core,
+    transport: Box<dyn Driver>,
+    candidate: Option<Candidate>,
     tasks: Vec<AbortHandle>,
 }
 
-/// The transport a slot holds.
-fn slot_kind(slot: &Slot) -> TransportKind {
-    match slot {
-        Slot::Polling(_) => TransportKind::Polling,
-        Slot::WebSocket(_) => TransportKind::WebSocket,
-    }
-}
-
-/// What [`Session::take_batch`] takes: the packets, their pre-encoded
-/// frames, whether they may be compressed, and the send callbacks they
-/// carry (`None` for the handshake alone).
-type TakenBatch = (Vec<Packet>, Vec<(usize, Bytes)>, bool, Option<u32>);
-
-/// Packets for one write, and whether they may be compressed.
+/// What one write carries, taken from the session's buffer by
+/// [`Outbox::take`].
 #[derive(Debug)]
-pub(crate) struct Batch {
+pub(crate) struct Taken {
+    /// The packets, in order.
     pub(crate) packets: Vec<Packet>,
+    /// Frames the application encoded itself, by index in `packets`.
+    pub(crate) frames: Vec<(usize, Bytes)>,
+    /// Whether the packets may be compressed.
     pub(crate) compress: bool,
+    /// The send callbacks they carry, for [`Outbox::drained`]; `None` for
+    /// the handshake alone, which engine.io writes before any handler can
+    /// see it (no flush, no drain).
+    pub(crate) callbacks: Option<u32>,
 }
 
-impl Batch {
-    /// A lone control packet (noop, close), never compressed.
-    fn control(kind: PacketType) -> Self {
-        Batch {
-            packets: vec![Packet::empty(kind)],
-            compress: false,
+/// A driver's view of its session while the session is locked: the
+/// buffer to take from, and what the driver may ask of the session.
+pub(crate) struct Outbox<'a> {
+    session: &'a Session,
+    core: &'a mut Core,
+    kind: TransportKind,
+    /// A close the driver asked for, run once it returns (the close path
+    /// calls the driver itself).
+    close: Option<(CloseReason, Option<String>)>,
+}
+
+impl Outbox<'_> {
+    /// The session, for its id, protocol and log lines.
+    pub(crate) fn session(&self) -> &Session {
+        self.session
+    }
+
+    /// The session's ready state.
+    pub(crate) fn ready(&self) -> ReadyState {
+        self.core.ready
+    }
+
+    /// Whether the application has seen the connection (nothing is written
+    /// before).
+    pub(crate) fn acked(&self) -> bool {
+        self.core.acked
+    }
+
+    /// Whether nothing waits to be written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.core.buffer.is_empty()
+    }
+
+    /// Takes what the next write carries: the handshake packets alone when
+    /// they are still pending and `whole` is false, else the whole buffer.
+    pub(crate) fn take(&mut self, whole: bool) -> Taken {
+        let st = &mut *self.core;
+        let open = std::mem::take(&mut st.open_packets);
+        if open > 0 && !whole && open < st.buffer.len() {
+            // (The handshake's packets are not in `buffer_bytes`: only what
+            // the application sends counts against `maxBufferedBytes`.)
+            let packets: Vec<Packet> = st.buffer.drain(..open).collect();
+            for f in &mut st.frames {
+                f.0 -= open;
+            }
+            return Taken {
+                packets,
+                frames: Vec::new(),
+                compress: false,
+                callbacks: None,
+            };
+        }
+        debug!(self.session, Scope::Socket, "flushing buffer to transport");
+        st.buffer_bytes = 0;
+        let packets = std::mem::take(&mut st.buffer);
+        let frames = std::mem::take(&mut st.frames);
+        let compress = std::mem::take(&mut st.buffer_compress);
+        let callbacks = std::mem::take(&mut st.buffer_callbacks);
+        if let Some(engine) = self.session.engine.upgrade() {
+            let messages = packets
+                .iter()
+                .filter(|p| p.kind == PacketType::Message)
+                .count();
+            engine
+                .counters
+                .add(Counter::MessageOut(self.kind), messages as u64);
+            if open == 0 && engine.events.listen.has(Listen::FLUSH) {
+                engine.events.push(Event::Flush {
+                    handle: self.session.handle,
+                    packets: packets.clone(),
+                });
+            }
+        }
+        Taken {
+            packets,
+            frames,
+            compress,
+            callbacks: (open == 0 || callbacks > 0).then_some(callbacks),
         }
     }
-}
 
-/// What a GET finds when it arrives.
-pub(crate) enum PollStart {
-    /// Answer right away with these packets.
-    Ready(Batch),
-    /// The GET is held: its waiter gets the packets; the id identifies it.
-    Wait(u64),
-    /// Another GET is held: 400, and the session closed with `transport error`.
-    Overlap,
-    /// The session is gone.
-    Closed,
-}
+    /// Drops what is buffered: the client will never get it.
+    pub(crate) fn discard(&mut self) {
+        let st = &mut *self.core;
+        st.buffer.clear();
+        st.frames.clear();
+        st.buffer_bytes = 0;
+        st.buffer_callbacks = 0;
+    }
 
-/// What a WebSocket task should do when woken.
-pub(crate) enum WsBatch {
-    /// Write these packets; `close` says whether to close the socket
-    /// afterwards, `more` that packets are left for another batch.
-    Write {
-        packets: Vec<Packet>,
-        /// Pre-encoded frames, by index in `packets`.
-        frames: Vec<(usize, Bytes)>,
-        callbacks: Option<u32>,
-        close: bool,
-        more: bool,
-    },
-    /// Write these bytes, which a direct write left over, before anything
-    /// else; they carried `callbacks`.
-    Rest {
-        bytes: Vec<u8>,
-        callbacks: Option<u32>,
-    },
-    /// Nothing to write.
-    Idle,
-    /// Close the socket: the session ended or no longer uses it.
-    Close,
+    /// A write reached the transport: report the send callbacks it carried.
+    pub(crate) fn drained(&self, callbacks: Option<u32>) {
+        self.session.drained(callbacks);
+    }
+
+    /// Closes the session once the driver returns.
+    pub(crate) fn close(&mut self, reason: CloseReason, description: Option<String>) {
+        self.close.get_or_insert((reason, description));
+    }
 }
 
 /// A live Engine.IO session.
@@ -316,13 +239,8 @@ impl Session {
         sid: Arc<str>,
         protocol: Protocol,
         request: &RequestInfo,
-        transport: TransportKind,
-        ws: Option<Arc<WsLink>>,
+        transport: Box<dyn Driver>,
     ) -> Arc<Self> {
-        let slot = match (transport, ws) {
-            (TransportKind::WebSocket, Some(link)) => Slot::WebSocket(link),
-            _ => Slot::Polling(PollingState::default()),
-        };
         Arc::new(Session {
             handle,
             sid,
@@ -330,20 +248,20 @@ impl Session {
             framing: Framing::of(request.query("j"), request.query("b64")),
             engine: Arc::downgrade(&engine.inner),
             state: Mutex::new(State {
-                ready: ReadyState::Open,
-                slot,
-                upgrade: Upgrade::None,
-                upgraded: false,
-                buffer: Vec::new(),
-                buffer_callbacks: 0,
-                buffer_bytes: 0,
-                buffer_compress: false,
-                acked: false,
-                open_packets: 0,
-                frames: Vec::new(),
-                ws_busy: false,
-                ws_rest: None,
-                awaiting_pong: false,
+                core: Core {
+                    ready: ReadyState::Open,
+                    upgraded: false,
+                    buffer: Vec::new(),
+                    buffer_callbacks: 0,
+                    buffer_bytes: 0,
+                    buffer_compress: false,
+                    acked: false,
+                    open_packets: 0,
+                    frames: Vec::new(),
+                    awaiting_pong: false,
+                },
+                transport,
+                candidate: None,
                 tasks: Vec::new(),
             }),
             ping: (engine.config().ping_interval, engine.config().ping_timeout),
@@ -382,8 +300,10 @@ impl Session {
     /// gauges.
     pub(crate) fn gauge(&self) -> (TransportKind, usize) {
         let st = self.state.lock();
-        let rest = st.ws_rest.as_ref().map_or(0, |(r, _)| r.len());
-        (slot_kind(&st.slot), st.buffer_bytes + rest)
+        (
+            st.transport.kind(),
+            st.core.buffer_bytes + st.transport.held(),
+        )
     }
 
     fn listens(&self, flag: u32) -> bool {
@@ -394,27 +314,27 @@ impl Session {
 
     /// The transport currently in use.
     pub fn transport_kind(&self) -> TransportKind {
-        slot_kind(&self.state.lock().slot)
+        self.state.lock().transport.kind()
     }
 
     /// The ready state.
     pub fn ready_state(&self) -> ReadyState {
-        self.state.lock().ready
+        self.state.lock().core.ready
     }
 
     /// Whether the session moved to another transport.
     pub fn upgraded(&self) -> bool {
-        self.state.lock().upgraded
+        self.state.lock().core.upgraded
     }
 
     /// Whether an upgrade is under way.
     pub fn upgrading(&self) -> bool {
-        !matches!(self.state.lock().upgrade, Upgrade::None)
+        self.state.lock().candidate.is_some()
     }
 
     /// How many packets wait for the transport.
     pub fn buffered(&self) -> usize {
-        self.state.lock().buffer.len()
+        self.state.lock().core.buffer.len()
     }
 
     /// engine.io's `transport.writable`: a packet sent now would go out at
@@ -422,13 +342,7 @@ impl Session {
     /// flight. (Socket.IO drops a `volatile` packet when this is false.)
     pub fn writable(&self) -> bool {
         let st = self.state.lock();
-        if st.ready != ReadyState::Open || !st.buffer.is_empty() {
-            return false;
-        }
-        match &st.slot {
-            Slot::Polling(p) => p.get.is_some(),
-            Slot::WebSocket(_) => !st.ws_busy,
-        }
+        st.core.ready == ReadyState::Open && st.core.buffer.is_empty() && st.transport.writable()
     }
 
     /// Whether the session is closed.
@@ -448,6 +362,75 @@ impl Session {
             notified.await;
         }
     }
+
+    // ---- drivers --------------------------------------------------------
+
+    /// Runs `f` on the current transport with the session's buffer, then
+    /// the close it asked for, if any.
+    fn run<R>(&self, st: &mut State, f: impl FnOnce(&mut dyn Driver, &mut Outbox<'_>) -> R) -> R {
+        let kind = st.transport.kind();
+        let mut out = Outbox {
+            session: self,
+            core: &mut st.core,
+            kind,
+            close: None,
+        };
+        let r = f(st.transport.as_mut(), &mut out);
+        if let Some((reason, description)) = out.close.take() {
+            self.close_locked(st, reason, description);
+        }
+        r
+    }
+
+    /// Runs `f` on the driver of type `D` whose connection is `id`, as the
+    /// session's transport or its upgrade candidate (or on neither), with
+    /// the session's buffer; then the close it asked for, if any. How a
+    /// transport's own code acts on its session.
+    pub(crate) fn drive<D: Driver, R>(
+        &self,
+        id: u64,
+        f: impl FnOnce(Role<'_, D>, &mut Outbox<'_>) -> R,
+    ) -> R {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let kind = st.transport.kind();
+        let role = if st.transport.id() == id {
+            downcast::<D>(&mut st.transport).map_or(Role::Gone, Role::Current)
+        } else {
+            match &mut st.candidate {
+                Some(c) if c.driver.id() == id => {
+                    downcast::<D>(&mut c.driver).map_or(Role::Gone, |_| Role::Candidate)
+                }
+                _ => Role::Gone,
+            }
+        };
+        let mut out = Outbox {
+            session: self,
+            core: &mut st.core,
+            kind,
+            close: None,
+        };
+        let r = f(role, &mut out);
+        if let Some((reason, description)) = out.close.take() {
+            self.close_locked(st, reason, description);
+        }
+        r
+    }
+
+    /// [`Session::drive`] for the current transport if it is a `D`, for
+    /// transports without a connection of their own; `None` otherwise.
+    pub(crate) fn drive_current<D: Driver, R>(
+        &self,
+        f: impl FnOnce(&mut D, &mut Outbox<'_>) -> R,
+    ) -> Option<R> {
+        let mut guard = self.state.lock();
+        self.run(&mut guard, |t, out| {
+            let d = t.as_any_mut().downcast_mut::<D>()?;
+            Some(f(d, out))
+        })
+    }
+
+    // ---- sending --------------------------------------------------------
 
     /// Queues a `message` packet (engine.io's `socket.send`). Returns false
     /// when the session is closing or closed, where engine.io drops it too.
@@ -470,28 +453,26 @@ impl Session {
         self.queue(packet, true, callback, Some(frame), false)
     }
 
-    /// [`Session::send`] for data the caller still owns, written to the
-    /// socket at once when nothing is queued or in flight before it (a
-    /// WebSocket written from the calling thread, with no `flush` listener,
-    /// which needs the packet). `None` when that is not the
-    /// case: the caller then sends an owned copy with [`Session::send`].
+    /// [`Session::send`] for data the caller still owns, written at once
+    /// when nothing is queued or in flight before it and the transport can
+    /// write from the calling thread (and no `flush` listener needs the
+    /// packet). `None` when that is not the case: the caller then sends an
+    /// owned copy with [`Session::send`].
     pub fn send_now(&self, data: MessageRef<'_>, callback: bool) -> Option<bool> {
-        let mut st = self.state.lock();
-        if st.ready != ReadyState::Open {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        if st.core.ready != ReadyState::Open {
             return Some(false);
         }
-        if !st.acked || st.open_packets > 0 || !st.buffer.is_empty() || st.ws_busy {
+        if !st.core.acked || st.core.open_packets > 0 || !st.core.buffer.is_empty() {
             return None;
         }
-        let Slot::WebSocket(link) = &st.slot else {
-            return None;
-        };
         let engine = self.engine.upgrade()?;
         if engine.events.listen.has(Listen::FLUSH) {
             return None;
         }
-        let link = link.clone();
-        let direct = link.direct.get()?;
+        let kind = st.transport.kind();
+        self.run(st, |t, out| t.send_now(data, callback, out))?;
         debug!(self, Scope::Socket, "sending packet \"message\" ({})", {
             match data {
                 MessageRef::Text(t) => t.to_string(),
@@ -500,23 +481,7 @@ impl Session {
                 }
             }
         });
-        let written = direct.write_message(data)?;
-        engine
-            .counters
-            .add(Counter::MessageOut(TransportKind::WebSocket), 1);
-        let callbacks = Some(u32::from(callback));
-        match written {
-            Ok(rest) if rest.is_empty() => self.drained(callbacks),
-            Ok(rest) => {
-                st.ws_busy = true;
-                st.ws_rest = Some((rest, callbacks));
-                link.notify.notify_one();
-            }
-            Err(_) => {
-                st.ws_busy = true;
-                link.notify.notify_one();
-            }
-        }
+        engine.counters.add(Counter::MessageOut(kind), 1);
         Some(true)
     }
 
@@ -535,8 +500,9 @@ impl Session {
         frame: Option<Bytes>,
         announce: bool,
     ) -> bool {
-        let mut st = self.state.lock();
-        if st.ready != ReadyState::Open {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        if st.core.ready != ReadyState::Open {
             return false;
         }
         debug!(
@@ -552,27 +518,28 @@ impl Session {
                 packet: packet.clone(),
             });
         }
-        st.buffer_bytes += packet.data.len();
+        let core = &mut st.core;
+        core.buffer_bytes += packet.data.len();
         if let Some(frame) = frame {
-            let at = st.buffer.len();
-            st.frames.push((at, frame));
+            let at = core.buffer.len();
+            core.frames.push((at, frame));
         }
-        st.buffer.push(packet);
-        st.buffer_compress |= compress;
+        core.buffer.push(packet);
+        core.buffer_compress |= compress;
         if callback {
-            st.buffer_callbacks += 1;
+            core.buffer_callbacks += 1;
         }
-        if self.max_buffered.is_some_and(|max| st.buffer_bytes > max) {
+        if self.max_buffered.is_some_and(|max| core.buffer_bytes > max) {
             // A client that does not read: drop what it would never get.
-            st.buffer.clear();
-            st.frames.clear();
-            st.buffer_bytes = 0;
-            st.buffer_callbacks = 0;
+            core.buffer.clear();
+            core.frames.clear();
+            core.buffer_bytes = 0;
+            core.buffer_callbacks = 0;
             let why = Some("write buffer full".to_string());
-            self.close_locked(&mut st, CloseReason::TransportError, why);
+            self.close_locked(st, CloseReason::TransportError, why);
             return false;
         }
-        self.flush(&mut st);
+        self.flush(st);
         true
     }
 
@@ -580,8 +547,8 @@ impl Session {
     /// may go out now.
     pub fn ack_open(&self) {
         let mut st = self.state.lock();
-        if !st.acked {
-            st.acked = true;
+        if !st.core.acked {
+            st.core.acked = true;
             self.flush(&mut st);
         }
     }
@@ -589,112 +556,27 @@ impl Session {
     pub(crate) fn queue_open(&self, open: Str, initial: Option<PacketData>) {
         debug!(self, Scope::Socket, "sending packet \"open\" ({open})");
         let mut st = self.state.lock();
-        st.buffer.push(Packet::text(PacketType::Open, open));
+        st.core.buffer.push(Packet::text(PacketType::Open, open));
         if let Some(data) = initial {
-            st.buffer.push(Packet {
+            st.core.buffer.push(Packet {
                 kind: PacketType::Message,
                 data,
             });
         }
-        st.open_packets = st.buffer.len();
+        st.core.open_packets = st.core.buffer.len();
         self.flush(&mut st);
     }
 
-    /// Takes what the next write carries: the handshake packets alone when
-    /// they are still pending and `whole` is false (polling), else the whole
-    /// buffer. Returns the packets, whether they may be compressed, and the
-    /// send callbacks they carry, or `None` for the handshake alone, which
-    /// engine.io writes before any handler can see it (no flush, no drain).
-    fn take_batch(&self, st: &mut State, whole: bool) -> TakenBatch {
-        let open = std::mem::take(&mut st.open_packets);
-        if open > 0 && !whole && open < st.buffer.len() {
-            let packets: Vec<Packet> = st.buffer.drain(..open).collect();
-            st.buffer_bytes -= packets.iter().map(|p| p.data.len()).sum::<usize>();
-            for f in &mut st.frames {
-                f.0 -= open;
-            }
-            return (packets, Vec::new(), false, None);
-        }
-        debug!(self, Scope::Socket, "flushing buffer to transport");
-        st.buffer_bytes = 0;
-        let packets = std::mem::take(&mut st.buffer);
-        let frames = std::mem::take(&mut st.frames);
-        let compress = std::mem::take(&mut st.buffer_compress);
-        let callbacks = std::mem::take(&mut st.buffer_callbacks);
-        if let Some(engine) = self.engine.upgrade() {
-            let messages = packets
-                .iter()
-                .filter(|p| p.kind == PacketType::Message)
-                .count();
-            let kind = slot_kind(&st.slot);
-            engine
-                .counters
-                .add(Counter::MessageOut(kind), messages as u64);
-            if open == 0 && engine.events.listen.has(Listen::FLUSH) {
-                engine.events.push(Event::Flush {
-                    handle: self.handle,
-                    packets: packets.clone(),
-                });
-            }
-        }
-        (
-            packets,
-            frames,
-            compress,
-            (open == 0 || callbacks > 0).then_some(callbacks),
-        )
-    }
-
-    /// Hands the buffer to the transport if it can take it.
+    /// Hands the buffer to the transport if it may take it. Also while
+    /// upgrading, as engine.io does: what the application sends then
+    /// (Socket.IO's CONNECT answer, typically) goes out over the current
+    /// transport rather than after the upgrade.
     fn flush(&self, st: &mut State) {
-        if st.ready == ReadyState::Closed || st.buffer.is_empty() || !st.acked {
+        let core = &st.core;
+        if core.ready == ReadyState::Closed || core.buffer.is_empty() || !core.acked {
             return;
         }
-        match &mut st.slot {
-            // Also while upgrading, as engine.io does: what the application
-            // sends then (Socket.IO's CONNECT answer, typically) goes out
-            // in the poll rather than after the upgrade.
-            Slot::Polling(p) => {
-                // (No poll waits while a close is pending: the close
-                // answers the next one.)
-                if let Some((_, tx)) = p.get.take() {
-                    let (packets, _, compress, callbacks) = self.take_batch(st, false);
-                    tx.send(Batch { packets, compress });
-                    self.drained(callbacks);
-                }
-            }
-            Slot::WebSocket(link) => {
-                let link = link.clone();
-                self.flush_ws(st, &link);
-            }
-        }
-    }
-
-    /// Writes the buffer straight to the socket when it can be written from
-    /// here and the task has nothing in flight; otherwise wakes the task.
-    fn flush_ws(&self, st: &mut State, link: &Arc<WsLink>) {
-        let direct = match link.direct.get() {
-            Some(d) if !st.ws_busy => d,
-            _ => return link.notify.notify_one(),
-        };
-        // The handshake goes alone, as its own frame(s), then the rest.
-        while !st.buffer.is_empty() {
-            let (packets, frames, _, callbacks) = self.take_batch(st, false);
-            match direct.write_now(&packets, &frames) {
-                Ok(rest) if rest.is_empty() => self.drained(callbacks),
-                // The socket is full (or broken: the task finds out and ends
-                // the session): the task writes the rest when it can.
-                Ok(rest) => {
-                    st.ws_busy = true;
-                    st.ws_rest = Some((rest, callbacks));
-                    return link.notify.notify_one();
-                }
-                Err(_) => {
-                    st.ws_busy = true;
-                    return link.notify.notify_one();
-                }
-            }
-        }
+        self.run(st, |t, out| t.flush(out));
     }
 
     /// A batch reached the transport: report the callbacks it carried
@@ -706,106 +588,6 @@ impl Session {
                 handle: self.handle,
                 callbacks,
             });
-        }
-    }
-
-    // ---- polling ------------------------------------------------------
-
-    /// A GET arrived for this session; `waiter` answers it if it must wait
-    /// (otherwise it is forgotten, never called).
-    pub(crate) fn poll_start(&self, id: u64, waiter: PollWaiter) -> PollStart {
-        let mut waiter = Some(waiter);
-        let start = self.poll_start_with(id, &mut waiter);
-        if let Some(w) = waiter {
-            w.forget();
-        }
-        start
-    }
-
-    fn poll_start_with(&self, id: u64, waiter: &mut Option<PollWaiter>) -> PollStart {
-        let mut guard = self.state.lock();
-        let st = &mut *guard;
-        if st.ready == ReadyState::Closed {
-            return PollStart::Closed;
-        }
-        let Slot::Polling(p) = &mut st.slot else {
-            return PollStart::Closed;
-        };
-        if p.get.is_some() {
-            debug!(self, Scope::Polling, "request overlap");
-            self.close_locked(
-                st,
-                CloseReason::TransportError,
-                Some("overlap from client".into()),
-            );
-            return PollStart::Overlap;
-        }
-        // With nothing to send (while upgrading too: then the next upgrade
-        // tick answers it with a noop), the poll waits.
-        if !st.acked || (st.buffer.is_empty() && !p.should_close) {
-            if let Some(w) = waiter.take() {
-                p.get = Some((id, w));
-            }
-            debug!(self, Scope::Polling, "setting request");
-            return PollStart::Wait(id);
-        }
-        if p.should_close && st.buffer.is_empty() {
-            // engine.io's `shouldClose`: the close goes in a poll of its
-            // own, after a noop, once the buffer went out.
-            p.should_close = false;
-            self.close_locked(st, CloseReason::ForcedClose, None);
-            return PollStart::Ready(Batch {
-                packets: vec![
-                    Packet::empty(PacketType::Noop),
-                    Packet::empty(PacketType::Close),
-                ],
-                compress: false,
-            });
-        }
-        let (packets, _, compress, callbacks) = self.take_batch(st, false);
-        self.drained(callbacks);
-        PollStart::Ready(Batch { packets, compress })
-    }
-
-    /// A held GET ended without an answer: the client went away.
-    pub(crate) fn poll_abandoned(&self, id: u64) {
-        let mut st = self.state.lock();
-        if let Slot::Polling(p) = &mut st.slot {
-            if p.get.as_ref().is_some_and(|(g, _)| *g == id) {
-                if let Some((_, w)) = p.get.take() {
-                    w.forget();
-                }
-                self.close_locked(
-                    &mut st,
-                    CloseReason::TransportError,
-                    Some("poll connection closed prematurely".into()),
-                );
-            }
-        }
-    }
-
-    /// A POST starts; false when another is being read (the session then
-    /// closed with `transport error`).
-    pub(crate) fn post_start(&self) -> bool {
-        let mut st = self.state.lock();
-        if let Slot::Polling(p) = &mut st.slot {
-            if p.post {
-                self.close_locked(
-                    &mut st,
-                    CloseReason::TransportError,
-                    Some("data request overlap from client".into()),
-                );
-                return false;
-            }
-            p.post = true;
-        }
-        true
-    }
-
-    /// A POST ended.
-    pub(crate) fn post_end(&self) {
-        if let Slot::Polling(p) = &mut self.state.lock().slot {
-            p.post = false;
         }
     }
 
@@ -854,11 +636,11 @@ impl Session {
                 }
                 {
                     let mut st = self.state.lock();
-                    if !st.awaiting_pong {
+                    if !st.core.awaiting_pong {
                         // engine.io ignores a pong nobody asked for.
                         return;
                     }
-                    st.awaiting_pong = false;
+                    st.core.awaiting_pong = false;
                     self.rearm(&mut st, self.ping.0);
                 }
                 self.heartbeat_event();
@@ -890,79 +672,20 @@ impl Session {
         self.close(CloseReason::ParseError, None);
     }
 
-    // ---- websocket ----------------------------------------------------
+    // ---- upgrade --------------------------------------------------------
 
-    /// What the WebSocket task `id` should do now.
-    pub(crate) fn ws_batch(&self, id: u64) -> WsBatch {
+    /// A transport (`driver`, connected and about to probe) wants to take
+    /// this session over. False when the session is closed, already
+    /// upgrading or already upgraded (engine.io closes the candidate).
+    pub(crate) fn upgrade_begin(&self, driver: Box<dyn Driver>) -> bool {
         let mut st = self.state.lock();
-        match &st.slot {
-            Slot::WebSocket(link) if link.id == id => {
-                if let Some((bytes, callbacks)) = st.ws_rest.take() {
-                    return WsBatch::Rest { bytes, callbacks };
-                }
-                let close = st.ready == ReadyState::Closed;
-                if st.buffer.is_empty() || (!st.acked && !close) {
-                    st.ws_busy = false;
-                    return if close { WsBatch::Close } else { WsBatch::Idle };
-                }
-                // The handshake goes alone, as its own frame(s), like engine.io's.
-                let (packets, frames, _, callbacks) = self.take_batch(&mut st, close);
-                let more = !st.buffer.is_empty();
-                st.ws_busy = true;
-                WsBatch::Write {
-                    packets,
-                    frames,
-                    callbacks,
-                    close,
-                    more,
-                }
-            }
-            _ => match &st.upgrade {
-                Upgrade::Pending(l) | Upgrade::Probed(l)
-                    if l.id == id && st.ready != ReadyState::Closed =>
-                {
-                    WsBatch::Idle
-                }
-                _ => WsBatch::Close,
-            },
-        }
-    }
-
-    /// The connection's task `id` is about to write on its own (a pong, a
-    /// close frame): no direct write may start until
-    /// [`Session::ws_release`], and bytes a direct write left over (the end
-    /// of a frame already begun on the wire) must go first. Returns them and
-    /// the callbacks they carried.
-    pub(crate) fn ws_claim(&self, id: u64) -> (Vec<u8>, Option<u32>) {
-        let mut st = self.state.lock();
-        if !matches!(&st.slot, Slot::WebSocket(l) if l.id == id) {
-            return (Vec::new(), None);
-        }
-        st.ws_busy = true;
-        st.ws_rest.take().unwrap_or_default()
-    }
-
-    /// The task `id` wrote what it claimed or what [`Session::ws_batch`]
-    /// gave it, carrying `callbacks` send callbacks; what was sent meanwhile
-    /// may now be written directly again.
-    pub(crate) fn ws_release(&self, id: u64, callbacks: Option<u32>) {
-        self.drained(callbacks);
-        let mut st = self.state.lock();
-        if matches!(&st.slot, Slot::WebSocket(l) if l.id == id) {
-            st.ws_busy = false;
-            self.flush(&mut st);
-        }
-    }
-
-    /// A WebSocket wants to upgrade this session. False when the session is
-    /// closed, already upgrading or already upgraded (engine.io closes it).
-    pub(crate) fn upgrade_begin(&self, link: Arc<WsLink>) -> bool {
-        let mut st = self.state.lock();
-        let refused = if st.ready == ReadyState::Closed {
+        let from = st.transport.kind();
+        let to = driver.kind();
+        let refused = if st.core.ready == ReadyState::Closed {
             Some("upgrade attempt for closed client")
-        } else if !matches!(st.upgrade, Upgrade::None) {
+        } else if st.candidate.is_some() {
             Some("transport has already been trying to upgrade")
-        } else if st.upgraded || !matches!(st.slot, Slot::Polling(_)) {
+        } else if st.core.upgraded || !from.upgrades_to(to) {
             Some("transport had already been upgraded")
         } else {
             None
@@ -977,79 +700,78 @@ impl Session {
         debug!(
             self,
             Scope::Socket,
-            "might upgrade socket transport from \"polling\" to \"websocket\""
+            "might upgrade socket transport from \"{}\" to \"{}\"",
+            from.name(),
+            to.name()
         );
-        st.upgrade = Upgrade::Pending(link);
-        true
-    }
-
-    /// The candidate answered the probe; from now on
-    /// [`Session::upgrade_tick`] releases polls with a noop.
-    pub(crate) fn upgrade_probed(&self, id: u64) -> bool {
-        let mut st = self.state.lock();
-        let link = match &st.upgrade {
-            Upgrade::Pending(l) if l.id == id => l.clone(),
-            Upgrade::Probed(l) if l.id == id => return true,
-            _ => return false,
-        };
-        st.upgrade = Upgrade::Probed(link);
-        self.emit(Event::Upgrading {
-            handle: self.handle,
-            transport: TransportKind::WebSocket.name(),
+        st.candidate = Some(Candidate {
+            driver,
+            probed: false,
         });
         true
     }
 
-    /// engine.io's upgrade check, every 100 ms after the probe: a held poll
-    /// is answered with a noop, so the client can pause polling. Not at the
-    /// probe itself: until the first tick, a close still reaches the client
-    /// over its poll, as with engine.io.
-    pub(crate) fn upgrade_tick(&self, id: u64) {
+    /// The candidate `id` answered the probe; from now on
+    /// [`Session::upgrade_tick`] pauses the current transport.
+    pub(crate) fn upgrade_probed(&self, id: u64) -> bool {
         let mut st = self.state.lock();
-        if !matches!(&st.upgrade, Upgrade::Probed(l) if l.id == id) {
-            return;
-        }
-        if let Slot::Polling(p) = &mut st.slot {
-            if let Some((_, tx)) = p.get.take() {
-                debug!(
-                    self,
-                    Scope::Socket,
-                    "writing a noop packet to polling for fast upgrade"
-                );
-                tx.send(Batch::control(PacketType::Noop));
+        let kind = match &mut st.candidate {
+            Some(c) if c.driver.id() == id => {
+                if c.probed {
+                    return true;
+                }
+                c.probed = true;
+                c.driver.kind()
             }
-        }
-    }
-
-    /// The client sent the upgrade packet: the WebSocket becomes the transport.
-    pub(crate) fn upgrade_complete(&self, id: u64) -> bool {
-        let mut st = self.state.lock();
-        let link = match &st.upgrade {
-            Upgrade::Pending(l) | Upgrade::Probed(l) if l.id == id => l.clone(),
             _ => return false,
         };
-        if st.ready == ReadyState::Closed {
+        self.emit(Event::Upgrading {
+            handle: self.handle,
+            transport: kind.name(),
+        });
+        true
+    }
+
+    /// engine.io's upgrade check, every 100 ms after the probe: the current
+    /// transport releases what the client waits on (a held poll gets a
+    /// noop), so the client can pause it. Not at the probe itself: until
+    /// the first tick, a close still reaches the client over its poll, as
+    /// with engine.io.
+    pub(crate) fn upgrade_tick(&self, id: u64) {
+        let mut st = self.state.lock();
+        if !matches!(&st.candidate, Some(c) if c.probed && c.driver.id() == id) {
+            return;
+        }
+        self.run(&mut st, |t, out| t.pause(out));
+    }
+
+    /// The client sent the upgrade packet over candidate `id`: it becomes
+    /// the transport.
+    pub(crate) fn upgrade_complete(&self, id: u64) -> bool {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        if !matches!(&st.candidate, Some(c) if c.driver.id() == id)
+            || st.core.ready == ReadyState::Closed
+        {
             return false;
         }
         debug!(self, Scope::Socket, "got upgrade packet - upgrading");
-        st.upgrade = Upgrade::None;
-        if let Slot::Polling(p) = &mut st.slot {
-            if let Some((_, tx)) = p.get.take() {
-                tx.send(Batch::control(PacketType::Noop));
-            }
-        }
-        st.slot = Slot::WebSocket(link.clone());
-        st.upgraded = true;
+        let Some(candidate) = st.candidate.take() else {
+            return false;
+        };
+        self.run(st, |t, out| t.pause(out));
+        st.transport = candidate.driver;
+        st.core.upgraded = true;
         self.count(Counter::UpgradeDone, 1);
         self.emit(Event::Upgrade {
             handle: self.handle,
-            transport: TransportKind::WebSocket.name(),
+            transport: st.transport.kind().name(),
         });
-        if st.ready == ReadyState::Closing {
+        if st.core.ready == ReadyState::Closing {
             // close() was called while upgrading: close over the new transport.
-            self.close_locked(&mut st, CloseReason::ForcedClose, None);
+            self.close_locked(st, CloseReason::ForcedClose, None);
         }
-        link.notify.notify_one();
+        st.transport.wake();
         true
     }
 
@@ -1062,9 +784,8 @@ impl Session {
     /// Forgets the upgrade candidate `id`, telling the application if it had
     /// seen the probe (it holds the candidate's transport since `upgrading`).
     fn end_candidate(&self, st: &mut State, id: u64) {
-        let probed = match &st.upgrade {
-            Upgrade::Pending(l) if l.id == id => false,
-            Upgrade::Probed(l) if l.id == id => true,
+        let probed = match &st.candidate {
+            Some(c) if c.driver.id() == id => c.probed,
             _ => return,
         };
         debug!(
@@ -1073,7 +794,7 @@ impl Session {
             "client did not complete upgrade - closing transport"
         );
         self.count(Counter::UpgradeFailed, 1);
-        st.upgrade = Upgrade::None;
+        st.candidate = None;
         if probed {
             self.emit(Event::UpgradeAborted {
                 handle: self.handle,
@@ -1081,12 +802,12 @@ impl Session {
         }
     }
 
-    /// The transport `id` failed or ended. Only the session's current
-    /// transport closes the session.
-    pub(crate) fn ws_ended(&self, id: u64, error: Option<String>) {
+    /// The connection `id` failed (`error`) or ended. Only the session's
+    /// current transport closes the session; a candidate's end is a failed
+    /// upgrade.
+    pub(crate) fn transport_ended(&self, id: u64, error: Option<String>) {
         let mut st = self.state.lock();
-        let current = matches!(&st.slot, Slot::WebSocket(l) if l.id == id);
-        if current {
+        if st.transport.id() == id {
             let reason = if error.is_some() {
                 CloseReason::TransportError
             } else {
@@ -1132,10 +853,10 @@ impl Session {
     /// when the pong (v4) or the client's ping (v3) did not come.
     pub(crate) fn heartbeat_due(&self, generation: u64) {
         let mut st = self.state.lock();
-        if st.ready == ReadyState::Closed || !self.heartbeat_current(generation) {
+        if st.core.ready == ReadyState::Closed || !self.heartbeat_current(generation) {
             return;
         }
-        if self.protocol == Protocol::V3 || st.awaiting_pong {
+        if self.protocol == Protocol::V3 || st.core.awaiting_pong {
             return self.close_locked(&mut st, CloseReason::PingTimeout, None);
         }
         // Armed before the ping goes out, so a quick pong finds it waiting.
@@ -1145,7 +866,7 @@ impl Session {
             "writing ping packet - expecting pong within {}ms",
             self.ping.1.as_millis()
         );
-        st.awaiting_pong = true;
+        st.core.awaiting_pong = true;
         self.rearm(&mut st, self.ping.1);
         drop(st);
         self.send_packet(Packet::empty(PacketType::Ping), false);
@@ -1161,47 +882,27 @@ impl Session {
 
     /// The one close path: state, transport, timers, registry, event.
     fn close_locked(&self, st: &mut State, reason: CloseReason, description: Option<String>) {
-        if st.ready == ReadyState::Closed {
+        if st.core.ready == ReadyState::Closed {
             return;
         }
         debug!(
             self,
             Scope::Socket,
             "readyState updated from {} to closed ({reason}{}{})",
-            st.ready.as_str(),
+            st.core.ready.as_str(),
             if description.is_some() { ": " } else { "" },
             description.as_deref().unwrap_or("")
         );
-        st.ready = ReadyState::Closed;
+        st.core.ready = ReadyState::Closed;
         self.closed_flag.store(true, Ordering::Release);
         self.closed_notify.notify_waiters();
         for task in st.tasks.drain(..) {
             task.abort();
         }
-        match &mut st.slot {
-            Slot::Polling(p) => {
-                if let Some((_, tx)) = p.get.take() {
-                    // The client closed: release its poll as engine.io does
-                    // (noop); otherwise tell it the session is over.
-                    let kind = if reason == CloseReason::TransportClose {
-                        PacketType::Noop
-                    } else {
-                        PacketType::Close
-                    };
-                    tx.send(Batch::control(kind));
-                }
-                st.buffer.clear();
-                st.frames.clear();
-                st.buffer_bytes = 0;
-                st.buffer_callbacks = 0;
-            }
-            // The WebSocket task writes what is left, then the close frame.
-            Slot::WebSocket(link) => link.notify.notify_one(),
-        }
-        if let Upgrade::Pending(l) | Upgrade::Probed(l) =
-            std::mem::replace(&mut st.upgrade, Upgrade::None)
-        {
-            l.notify.notify_one();
+        // The driver cannot ask for another close: the session is closed.
+        self.run(st, |t, out| t.closed(reason, out));
+        if let Some(c) = st.candidate.take() {
+            c.driver.wake();
         }
         if let Some(engine) = self.engine() {
             engine.count(Counter::Close(reason), 1);
@@ -1218,7 +919,7 @@ impl Session {
     /// close packet, then close with `forced close`.
     pub fn close_by_server(&self, discard: bool) {
         let mut st = self.state.lock();
-        match st.ready {
+        match st.core.ready {
             ReadyState::Closed => return,
             ReadyState::Closing if !discard => return,
             _ => {}
@@ -1227,44 +928,27 @@ impl Session {
             self,
             Scope::Socket,
             "readyState updated from {} to closing",
-            st.ready.as_str()
+            st.core.ready.as_str()
         );
-        st.ready = ReadyState::Closing;
-        if !st.acked {
+        st.core.ready = ReadyState::Closing;
+        if !st.core.acked {
             // Called from a `connection` handler: the handshake goes first,
             // as it already has in engine.io by then.
-            st.acked = true;
+            st.core.acked = true;
             self.flush(&mut st);
         }
-        self.close_transport(&mut st, discard);
-    }
-
-    fn close_transport(&self, st: &mut State, discard: bool) {
         debug!(
             self,
             Scope::Socket,
             "closing the transport (discard? {discard})"
         );
-        match &mut st.slot {
-            Slot::WebSocket(_) => self.close_locked(st, CloseReason::ForcedClose, None),
-            Slot::Polling(p) => {
-                if let Some((_, tx)) = p.get.take() {
-                    tx.send(Batch::control(PacketType::Close));
-                    self.close_locked(st, CloseReason::ForcedClose, None);
-                } else if discard {
-                    self.close_locked(st, CloseReason::ForcedClose, None);
-                } else {
-                    // The next poll takes the buffer, if any; the one after
-                    // it (or this one, if nothing is buffered) a noop and
-                    // the close packet, as with engine.io.
-                    p.should_close = true;
-                    self.close_later(st);
-                }
-            }
+        match self.run(&mut st, |t, out| t.close_requested(discard, out)) {
+            ServerClose::Now => self.close_locked(&mut st, CloseReason::ForcedClose, None),
+            ServerClose::Later => self.close_later(&mut st),
         }
     }
 
-    /// Closes anyway if no poll comes to take the close packet in time.
+    /// Closes anyway if the transport does not carry the close in time.
     fn close_later(&self, st: &mut State) {
         let Some(engine) = self.engine() else { return };
         let delay = engine.config().polling_close_timeout;
@@ -1277,5 +961,381 @@ impl Session {
             }
         });
         st.tasks.push(task.abort_handle());
+    }
+}
+
+/// `driver` as a `D`, if it is one.
+fn downcast<D: Driver>(driver: &mut Box<dyn Driver>) -> Option<&mut D> {
+    driver.as_any_mut().downcast_mut::<D>()
+}
+
+/// engine.io's session rules, checked over a stand-in transport: no socket,
+/// no request, no running runtime.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Config, EventQueue};
+    use std::any::Any;
+
+    /// What the stand-in transport saw.
+    #[derive(Debug, Default)]
+    struct Wire {
+        /// Each write, as the packet types it carried.
+        writes: Vec<String>,
+        pauses: usize,
+        wakes: usize,
+        closed: Option<CloseReason>,
+    }
+
+    /// A transport that writes whatever it is given when `open`, and
+    /// records it.
+    #[derive(Debug)]
+    struct Fake {
+        id: u64,
+        kind: TransportKind,
+        open: bool,
+        later: bool,
+        wire: Arc<Mutex<Wire>>,
+    }
+
+    impl Fake {
+        fn boxed(id: u64, kind: TransportKind) -> (Box<dyn Driver>, Arc<Mutex<Wire>>) {
+            let wire = Arc::new(Mutex::new(Wire::default()));
+            let fake = Fake {
+                id,
+                kind,
+                open: true,
+                later: false,
+                wire: wire.clone(),
+            };
+            (Box::new(fake), wire)
+        }
+    }
+
+    impl Driver for Fake {
+        fn kind(&self) -> TransportKind {
+            self.kind
+        }
+        fn id(&self) -> u64 {
+            self.id
+        }
+        fn writable(&self) -> bool {
+            self.open
+        }
+        fn flush(&mut self, out: &mut Outbox<'_>) {
+            while self.open && !out.is_empty() {
+                let taken = out.take(false);
+                let kinds: String = taken.packets.iter().map(|p| p.kind.as_char()).collect();
+                self.wire.lock().writes.push(kinds);
+                out.drained(taken.callbacks);
+            }
+        }
+        fn send_now(&mut self, _: MessageRef<'_>, _: bool, _: &mut Outbox<'_>) -> Option<()> {
+            None
+        }
+        fn close_requested(&mut self, discard: bool, _: &mut Outbox<'_>) -> ServerClose {
+            if self.later && !discard {
+                ServerClose::Later
+            } else {
+                ServerClose::Now
+            }
+        }
+        fn closed(&mut self, reason: CloseReason, _: &mut Outbox<'_>) {
+            self.wire.lock().closed = Some(reason);
+        }
+        fn pause(&mut self, _: &mut Outbox<'_>) {
+            self.wire.lock().pauses += 1;
+        }
+        fn wake(&self) {
+            self.wire.lock().wakes += 1;
+        }
+        fn as_any_mut(&mut self) -> &mut dyn Any {
+            self
+        }
+    }
+
+    struct Setup {
+        // Never driven: the engine only needs a handle to spawn on.
+        _rt: tokio::runtime::Runtime,
+        engine: Engine,
+    }
+
+    fn setup(config: Config) -> Setup {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let engine = Engine::new(config, EventQueue::new(|| {}), rt.handle().clone());
+        Setup { _rt: rt, engine }
+    }
+
+    impl Setup {
+        fn open(&self, query: &str, driver: Box<dyn Driver>) -> Arc<Session> {
+            let url = format!("/engine.io/?{query}");
+            let req = Arc::new(RequestInfo::new("GET", &url, "1.1", vec![], None));
+            let protocol = if query.contains("EIO=3") {
+                Protocol::V3
+            } else {
+                Protocol::V4
+            };
+            let s = self
+                .engine
+                .open_session(req, protocol, "s".repeat(20), driver);
+            self.engine.events().drain();
+            s
+        }
+
+        fn events(&self) -> Vec<Event> {
+            self.engine.events().drain()
+        }
+
+        fn close_of(&self) -> Option<(CloseReason, Option<String>)> {
+            self.events().into_iter().find_map(|e| match e {
+                Event::Close {
+                    reason,
+                    description,
+                    ..
+                } => Some((reason, description)),
+                _ => None,
+            })
+        }
+    }
+
+    fn text(s: &str) -> PacketData {
+        PacketData::Text(Str::from(s.to_string()))
+    }
+
+    #[test]
+    fn nothing_is_written_before_the_application_saw_the_connection() {
+        let t = setup(Config::default());
+        let (d, wire) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        assert!(s.send(text("early"), false, false));
+        assert!(wire.lock().writes.is_empty());
+        s.ack_open();
+        // The handshake goes alone, then what was sent meanwhile.
+        assert_eq!(wire.lock().writes, ["0", "4"]);
+    }
+
+    #[test]
+    fn the_buffer_waits_for_the_transport_and_reports_its_callbacks() {
+        let t = setup(Config::default());
+        let (d, wire) = Fake::boxed(1, TransportKind::Polling);
+        let s = t.open("EIO=4", d);
+        s.ack_open();
+        t.events();
+        s.drive_current(|f: &mut Fake, _| f.open = false);
+        assert!(!s.writable());
+        assert!(s.send(text("a"), false, true));
+        assert!(s.send(text("b"), false, true));
+        assert!(s.send(text("c"), false, false));
+        assert_eq!(s.buffered(), 3);
+        assert!(!t.events().iter().any(|e| matches!(e, Event::Drain { .. })));
+        s.drive_current(|f: &mut Fake, out| {
+            f.open = true;
+            f.flush(out);
+        });
+        assert_eq!(wire.lock().writes.last().unwrap(), "444");
+        let drains: Vec<u32> = t
+            .events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Drain { callbacks, .. } => Some(*callbacks),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(drains, [2]);
+        assert!(s.writable());
+    }
+
+    #[test]
+    fn max_buffered_bytes_closes_a_session_whose_client_does_not_read() {
+        let t = setup(Config {
+            max_buffered_bytes: Some(10),
+            ..Config::default()
+        });
+        let (d, wire) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        s.ack_open();
+        s.drive_current(|f: &mut Fake, _| f.open = false);
+        assert!(s.send(text("0123456789"), false, false));
+        assert!(!s.send(text("x"), false, false));
+        assert!(s.is_closed());
+        let why = Some("write buffer full".to_string());
+        assert_eq!(t.close_of(), Some((CloseReason::TransportError, why)));
+        assert_eq!(s.buffered(), 0);
+        assert_eq!(wire.lock().closed, Some(CloseReason::TransportError));
+        // Nothing is queued once closed.
+        assert!(!s.send(text("late"), false, false));
+    }
+
+    #[test]
+    fn heartbeats_go_one_way_per_protocol() {
+        let t = setup(Config::default());
+        let ping = || Packet::empty(PacketType::Ping);
+        let pong = || Packet::empty(PacketType::Pong);
+        // v4: the server pings; a client's ping is an error.
+        let (d, _) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        s.on_packet(ping(), TransportKind::WebSocket);
+        let why = Some("invalid heartbeat direction".to_string());
+        assert_eq!(
+            t.close_of(),
+            Some((CloseReason::TransportError, why.clone()))
+        );
+        // v3: the client pings and gets a pong; a pong from it is an error.
+        let (d, wire) = Fake::boxed(2, TransportKind::WebSocket);
+        let s = t.open("EIO=3", d);
+        s.ack_open();
+        s.on_packet(ping(), TransportKind::WebSocket);
+        assert_eq!(wire.lock().writes.last().unwrap(), "3");
+        assert!(!s.is_closed());
+        s.on_packet(pong(), TransportKind::WebSocket);
+        assert_eq!(t.close_of(), Some((CloseReason::TransportError, why)));
+    }
+
+    #[test]
+    fn a_missing_pong_is_a_ping_timeout() {
+        let t = setup(Config::default());
+        let (d, wire) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        s.ack_open();
+        let generation = |s: &Session| s.heartbeat_gen.load(Ordering::Acquire);
+        s.heartbeat_due(generation(&s));
+        assert_eq!(wire.lock().writes.last().unwrap(), "2");
+        // A stale deadline does nothing.
+        s.heartbeat_due(generation(&s) - 1);
+        assert!(!s.is_closed());
+        // The pong re-arms; an unasked pong is ignored.
+        s.on_packet(Packet::empty(PacketType::Pong), TransportKind::WebSocket);
+        s.on_packet(Packet::empty(PacketType::Pong), TransportKind::WebSocket);
+        assert!(!s.is_closed());
+        s.heartbeat_due(generation(&s));
+        s.heartbeat_due(generation(&s));
+        assert_eq!(t.close_of(), Some((CloseReason::PingTimeout, None)));
+    }
+
+    #[test]
+    fn an_upgrade_pauses_the_old_transport_only_after_the_probe() {
+        let t = setup(Config::default());
+        let (old, old_wire) = Fake::boxed(0, TransportKind::Polling);
+        let s = t.open("EIO=4", old);
+        s.ack_open();
+        let (new, new_wire) = Fake::boxed(7, TransportKind::WebSocket);
+        assert!(s.upgrade_begin(new));
+        assert!(s.upgrading());
+        // A second candidate is refused while one is under way.
+        let (other, _) = Fake::boxed(8, TransportKind::WebSocket);
+        assert!(!s.upgrade_begin(other));
+        // Before the probe, ticks release nothing (a close still reaches
+        // the client over its poll).
+        s.upgrade_tick(7);
+        assert_eq!(old_wire.lock().pauses, 0);
+        assert!(s.upgrade_probed(7));
+        assert!(t.events().iter().any(|e| matches!(
+            e,
+            Event::Upgrading {
+                transport: "websocket",
+                ..
+            }
+        )));
+        s.upgrade_tick(7);
+        assert_eq!(old_wire.lock().pauses, 1);
+        // What is sent while upgrading goes over the old transport.
+        assert!(s.send(text("during"), false, false));
+        assert_eq!(old_wire.lock().writes.last().unwrap(), "4");
+        assert!(s.upgrade_complete(7));
+        assert_eq!(s.transport_kind(), TransportKind::WebSocket);
+        assert!(s.upgraded() && !s.upgrading());
+        assert_eq!(new_wire.lock().wakes, 1);
+        assert!(t
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Upgrade { .. })));
+        // Now the new transport writes, and the old one's end is no close.
+        assert!(s.send(text("after"), false, false));
+        assert_eq!(new_wire.lock().writes, ["4"]);
+        s.transport_ended(0, None);
+        assert!(!s.is_closed());
+        // An upgraded session does not upgrade again.
+        let (again, _) = Fake::boxed(9, TransportKind::WebSocket);
+        assert!(!s.upgrade_begin(again));
+    }
+
+    #[test]
+    fn a_failed_upgrade_leaves_the_session_as_it_was() {
+        let t = setup(Config::default());
+        let (old, _) = Fake::boxed(0, TransportKind::Polling);
+        let s = t.open("EIO=4", old);
+        let (new, _) = Fake::boxed(7, TransportKind::WebSocket);
+        assert!(s.upgrade_begin(new));
+        assert!(s.upgrade_probed(7));
+        t.events();
+        // The candidate's connection ends: an aborted upgrade, not a close.
+        s.transport_ended(7, Some("reset".into()));
+        assert!(!s.is_closed() && !s.upgrading());
+        assert_eq!(s.transport_kind(), TransportKind::Polling);
+        let evs = t.events();
+        assert!(evs
+            .iter()
+            .any(|e| matches!(e, Event::UpgradeAborted { .. })));
+        assert!(!evs.iter().any(|e| matches!(e, Event::Close { .. })));
+        assert!(!s.upgrade_complete(7));
+    }
+
+    #[test]
+    fn close_reasons_follow_what_ended_the_session() {
+        let t = setup(Config::default());
+        type Case = (fn(&Session), CloseReason, Option<&'static str>);
+        let cases: [Case; 4] = [
+            (
+                |s| s.transport_ended(1, Some("broken".into())),
+                CloseReason::TransportError,
+                Some("broken"),
+            ),
+            (
+                |s| s.transport_ended(1, None),
+                CloseReason::TransportClose,
+                None,
+            ),
+            (
+                |s| s.on_packet(Packet::empty(PacketType::Close), TransportKind::WebSocket),
+                CloseReason::TransportClose,
+                None,
+            ),
+            (|s| s.on_parse_error(), CloseReason::ParseError, None),
+        ];
+        for (end, reason, why) in cases {
+            let (d, wire) = Fake::boxed(1, TransportKind::WebSocket);
+            let s = t.open("EIO=4", d);
+            end(&s);
+            assert_eq!(t.close_of(), Some((reason, why.map(String::from))));
+            assert_eq!(wire.lock().closed, Some(reason));
+            // The one close path runs once.
+            s.close(CloseReason::ForcedClose, None);
+            assert_eq!(t.close_of(), None);
+        }
+    }
+
+    #[test]
+    fn the_application_closes_now_or_when_the_transport_carries_it() {
+        let t = setup(Config::default());
+        let (d, _) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        s.close_by_server(false);
+        assert_eq!(t.close_of(), Some((CloseReason::ForcedClose, None)));
+
+        let (d, wire) = Fake::boxed(2, TransportKind::Polling);
+        let s = t.open("EIO=4", d);
+        s.drive_current(|f: &mut Fake, _| f.later = true);
+        s.close_by_server(false);
+        // The handshake went out first; the session waits for the transport.
+        assert_eq!(wire.lock().writes, ["0"]);
+        assert_eq!(s.ready_state(), ReadyState::Closing);
+        assert!(!s.send(text("too late"), false, false));
+        assert_eq!(t.close_of(), None);
+        // A discarding close does not wait.
+        s.close_by_server(true);
+        assert_eq!(t.close_of(), Some((CloseReason::ForcedClose, None)));
     }
 }

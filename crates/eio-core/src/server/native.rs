@@ -679,7 +679,7 @@ pub fn to_hyper(res: HttpResponse) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Config, Event, EventQueue, TransportKind};
+    use crate::engine::{Config, Event, EventQueue};
     use crate::protocol::Protocol;
 
     #[tokio::test]
@@ -697,7 +697,12 @@ mod tests {
                 vec![],
                 None,
             ));
-            engine.open_session(req, TransportKind::Polling, Protocol::V4, sid.into(), None)
+            engine.open_session(
+                req,
+                Protocol::V4,
+                sid.into(),
+                polling::PollingDriver::boxed(),
+            )
         };
         let (_a, _b) = (open("aaaa"), open("bbbb"));
         engine.events().drain();

@@ -8,7 +8,7 @@ use crate::engine::stats::Counter;
 use crate::engine::{
     Admission, CloseReason, Engine, RequestInfo, Session, TransportKind, Verified,
 };
-use crate::engine::{Batch, CallbackWaiter, Handle, HookSet, PollStart, PollWaiter, ReadyState};
+use crate::engine::{Driver, Handle, HookSet, MessageRef, Outbox, ReadyState, ServerClose};
 use crate::protocol::{decode_payload, encode_payload, jsonp, v3};
 use crate::protocol::{DecodeError, Framing, Packet, PacketType, Protocol, Str};
 use bytes::{Bytes, BytesMut};
@@ -91,7 +91,7 @@ where
             }
             Ok((protocol, sid)) => {
                 let session =
-                    engine.open_session(req.clone(), TransportKind::Polling, protocol, sid, None);
+                    engine.open_session(req.clone(), protocol, sid, PollingDriver::boxed());
                 let res = poll(engine, &session, req).await;
                 with_headers(engine, req, &session, true, res).await
             }
@@ -155,7 +155,7 @@ struct HeldPoll<'a> {
 impl Drop for HeldPoll<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.session.poll_abandoned(self.id);
+            poll_abandoned(self.session, self.id);
         }
     }
 }
@@ -212,7 +212,7 @@ impl PollAnswer {
 async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> HttpResponse {
     let id = engine.next_id();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let batch = match session.poll_start(id, PollWaiter::Channel(tx)) {
+    let batch = match poll_start(session, id, PollWaiter::Channel(tx)) {
         PollStart::Ready(batch) => batch,
         PollStart::Wait(id) => {
             let mut held = HeldPoll {
@@ -342,11 +342,11 @@ where
         r = read_body(body, limit) => r,
         // engine.io destroys a POST still being read when the session closes.
         _ = session.closed() => {
-            session.post_end();
+            post_end(session);
             return HttpResponse::abort();
         }
     };
-    session.post_end();
+    post_end(session);
     match read {
         Ok(bytes) => data_read(session, binary, bytes),
         Err(BodyError::TooLarge) => HttpResponse::empty(413),
@@ -366,7 +366,7 @@ fn data_start(session: &Session, req: &RequestInfo) -> Result<bool, HttpResponse
         session.close(CloseReason::TransportError, Some("invalid content".into()));
         return Err(HttpResponse::empty(400));
     }
-    if !session.post_start() {
+    if !post_start(session) {
         return Err(HttpResponse::empty(400));
     }
     Ok(binary)
@@ -476,8 +476,7 @@ pub fn serve_now(
                 }
             };
             let sid = crate::engine::generate_sid();
-            let session =
-                engine.open_session(req.clone(), TransportKind::Polling, protocol, sid, None);
+            let session = engine.open_session(req.clone(), protocol, sid, PollingDriver::boxed());
             poll_now(engine, &session, req, answer)
         }
         Verified::Existing(session, _) => match &*req.method {
@@ -515,7 +514,7 @@ fn poll_now(
             None => HttpResponse::empty(400),
         })
     });
-    match session.poll_start(id, PollWaiter::Callback(waiter)) {
+    match poll_start(session, id, PollWaiter::Callback(waiter)) {
         PollStart::Ready(batch) => {
             let mut res = how.respond(&batch);
             transport_headers(&mut res, ie);
@@ -534,7 +533,7 @@ fn poll_now(
 /// front end drops a held request, the session closes with `transport error`.
 pub fn poll_gone(engine: &Engine, session: Handle, poll: u64) {
     if let Some(s) = engine.session(session) {
-        s.poll_abandoned(poll);
+        poll_abandoned(&s, poll);
     }
 }
 
@@ -545,7 +544,7 @@ pub fn post_body(engine: &Engine, ticket: PostTicket, body: Bytes) -> HttpRespon
     let Some(session) = engine.session(ticket.session) else {
         return HttpResponse::abort();
     };
-    session.post_end();
+    post_end(&session);
     if body.len() > engine.config().max_http_buffer_size {
         return HttpResponse::empty(413);
     }
@@ -569,7 +568,7 @@ pub fn post_failed(engine: &Engine, ticket: PostTicket, why: PostFailure) {
     let Some(session) = engine.session(ticket.session) else {
         return;
     };
-    session.post_end();
+    post_end(&session);
     if why == PostFailure::Aborted {
         session.close(
             CloseReason::TransportError,
@@ -626,6 +625,282 @@ fn feed(session: &Session, packets: impl Iterator<Item = Result<Packet, DecodeEr
             }
         }
     }
+}
+
+// ---- the driver -----------------------------------------------------------
+
+/// Where the packets that answer a held GET go: a channel its request task
+/// awaits, or a function that answers it at once (the bridge's requests,
+/// served on the JS thread with no task). The function runs under the
+/// session's lock; it is called with `None` if the GET can no longer be
+/// answered with packets (the session was dropped while it was held).
+enum PollWaiter {
+    Channel(tokio::sync::oneshot::Sender<Batch>),
+    Callback(CallbackWaiter),
+}
+
+/// A [`PollWaiter::Callback`]: calls its function exactly once.
+struct CallbackWaiter(Option<Box<dyn FnOnce(Option<Batch>) + Send>>);
+
+impl CallbackWaiter {
+    fn new(f: impl FnOnce(Option<Batch>) + Send + 'static) -> Self {
+        CallbackWaiter(Some(Box::new(f)))
+    }
+}
+
+impl Drop for CallbackWaiter {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(None);
+        }
+    }
+}
+
+impl PollWaiter {
+    fn send(self, batch: Batch) {
+        match self {
+            PollWaiter::Channel(tx) => {
+                let _ = tx.send(batch);
+            }
+            PollWaiter::Callback(mut w) => {
+                if let Some(f) = w.0.take() {
+                    f(Some(batch));
+                }
+            }
+        }
+    }
+
+    /// Forgets the GET without answering it (its client went away).
+    fn forget(self) {
+        if let PollWaiter::Callback(mut w) = self {
+            w.0 = None;
+        }
+    }
+}
+
+impl std::fmt::Debug for PollWaiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PollWaiter::Channel(_) => "Channel",
+            PollWaiter::Callback(_) => "Callback",
+        })
+    }
+}
+
+/// Packets for one answer, and whether they may be compressed.
+#[derive(Debug)]
+struct Batch {
+    packets: Vec<Packet>,
+    compress: bool,
+}
+
+impl Batch {
+    /// A lone control packet (noop, close), never compressed.
+    fn control(kind: PacketType) -> Self {
+        Batch {
+            packets: vec![Packet::empty(kind)],
+            compress: false,
+        }
+    }
+}
+
+/// Polling as its session's transport: the held GET, whether a POST is
+/// being read, and engine.io's `shouldClose`.
+#[derive(Debug, Default)]
+pub(crate) struct PollingDriver {
+    /// The held GET: its id and where to send the packets that answer it.
+    get: Option<(u64, PollWaiter)>,
+    /// A POST is being read.
+    post: bool,
+    /// The next poll carries the close packet, then the session closes.
+    should_close: bool,
+}
+
+impl PollingDriver {
+    /// A driver for a new session.
+    pub(crate) fn boxed() -> Box<dyn Driver> {
+        Box::new(PollingDriver::default())
+    }
+}
+
+impl Driver for PollingDriver {
+    fn kind(&self) -> TransportKind {
+        TransportKind::Polling
+    }
+
+    fn id(&self) -> u64 {
+        0
+    }
+
+    fn writable(&self) -> bool {
+        self.get.is_some()
+    }
+
+    fn flush(&mut self, out: &mut Outbox<'_>) {
+        // (No poll waits while a close is pending: the close answers the
+        // next one.)
+        if let Some((_, tx)) = self.get.take() {
+            let taken = out.take(false);
+            tx.send(Batch {
+                packets: taken.packets,
+                compress: taken.compress,
+            });
+            out.drained(taken.callbacks);
+        }
+    }
+
+    fn send_now(&mut self, _: MessageRef<'_>, _: bool, _: &mut Outbox<'_>) -> Option<()> {
+        None
+    }
+
+    fn close_requested(&mut self, discard: bool, _: &mut Outbox<'_>) -> ServerClose {
+        if let Some((_, tx)) = self.get.take() {
+            tx.send(Batch::control(PacketType::Close));
+            ServerClose::Now
+        } else if discard {
+            ServerClose::Now
+        } else {
+            // The next poll takes the buffer, if any; the one after it (or
+            // this one, if nothing is buffered) a noop and the close
+            // packet, as with engine.io.
+            self.should_close = true;
+            ServerClose::Later
+        }
+    }
+
+    fn closed(&mut self, reason: CloseReason, out: &mut Outbox<'_>) {
+        if let Some((_, tx)) = self.get.take() {
+            // The client closed: release its poll as engine.io does (noop);
+            // otherwise tell it the session is over.
+            let kind = if reason == CloseReason::TransportClose {
+                PacketType::Noop
+            } else {
+                PacketType::Close
+            };
+            tx.send(Batch::control(kind));
+        }
+        out.discard();
+    }
+
+    fn pause(&mut self, out: &mut Outbox<'_>) {
+        if let Some((_, tx)) = self.get.take() {
+            debug!(
+                out.session(),
+                Scope::Socket,
+                "writing a noop packet to polling for fast upgrade"
+            );
+            tx.send(Batch::control(PacketType::Noop));
+        }
+    }
+
+    fn wake(&self) {}
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// What a GET finds when it arrives.
+enum PollStart {
+    /// Answer right away with these packets.
+    Ready(Batch),
+    /// The GET is held: its waiter gets the packets; the id identifies it.
+    Wait(u64),
+    /// Another GET is held: 400, and the session closed with `transport error`.
+    Overlap,
+    /// The session is gone.
+    Closed,
+}
+
+/// A GET arrived for `session`; `waiter` answers it if it must wait
+/// (otherwise it is forgotten, never called).
+fn poll_start(session: &Session, id: u64, waiter: PollWaiter) -> PollStart {
+    let mut waiter = Some(waiter);
+    let start = session
+        .drive_current(|p: &mut PollingDriver, out| {
+            if out.ready() == ReadyState::Closed {
+                return PollStart::Closed;
+            }
+            if p.get.is_some() {
+                debug!(out.session(), Scope::Polling, "request overlap");
+                out.close(
+                    CloseReason::TransportError,
+                    Some("overlap from client".into()),
+                );
+                return PollStart::Overlap;
+            }
+            // With nothing to send (while upgrading too: then the next
+            // upgrade tick answers it with a noop), the poll waits.
+            if !out.acked() || (out.is_empty() && !p.should_close) {
+                if let Some(w) = waiter.take() {
+                    p.get = Some((id, w));
+                }
+                debug!(out.session(), Scope::Polling, "setting request");
+                return PollStart::Wait(id);
+            }
+            if p.should_close && out.is_empty() {
+                // engine.io's `shouldClose`: the close goes in a poll of its
+                // own, after a noop, once the buffer went out.
+                p.should_close = false;
+                out.close(CloseReason::ForcedClose, None);
+                return PollStart::Ready(Batch {
+                    packets: vec![
+                        Packet::empty(PacketType::Noop),
+                        Packet::empty(PacketType::Close),
+                    ],
+                    compress: false,
+                });
+            }
+            let taken = out.take(false);
+            out.drained(taken.callbacks);
+            PollStart::Ready(Batch {
+                packets: taken.packets,
+                compress: taken.compress,
+            })
+        })
+        .unwrap_or(PollStart::Closed);
+    if let Some(w) = waiter {
+        w.forget();
+    }
+    start
+}
+
+/// A held GET ended without an answer: the client went away.
+fn poll_abandoned(session: &Session, id: u64) {
+    session.drive_current(|p: &mut PollingDriver, out| {
+        if p.get.as_ref().is_some_and(|(g, _)| *g == id) {
+            if let Some((_, w)) = p.get.take() {
+                w.forget();
+            }
+            out.close(
+                CloseReason::TransportError,
+                Some("poll connection closed prematurely".into()),
+            );
+        }
+    });
+}
+
+/// A POST starts; false when another is being read (the session then
+/// closed with `transport error`).
+fn post_start(session: &Session) -> bool {
+    session
+        .drive_current(|p: &mut PollingDriver, out| {
+            if p.post {
+                out.close(
+                    CloseReason::TransportError,
+                    Some("data request overlap from client".into()),
+                );
+                return false;
+            }
+            p.post = true;
+            true
+        })
+        .unwrap_or(true)
+}
+
+/// A POST ended.
+fn post_end(session: &Session) {
+    session.drive_current(|p: &mut PollingDriver, _| p.post = false);
 }
 
 #[cfg(test)]

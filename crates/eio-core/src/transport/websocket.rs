@@ -5,9 +5,11 @@ use super::ws::{Ready, WsIo};
 use crate::engine::log::{self, debug, Scope};
 use crate::engine::stats::{Counter, Counters};
 use crate::engine::{
-    Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified, WsBatch,
+    Admission, Engine, RequestError, RequestInfo, Session, TransportKind, Verified,
 };
-use crate::engine::{DirectWrite, MessageRef, OpenRequest, WsLink};
+use crate::engine::{
+    CloseReason, Driver, MessageRef, OpenRequest, Outbox, ReadyState, Role, ServerClose,
+};
 use crate::http::HttpResponse;
 use crate::protocol::ws::deflate::{self, Agreed, Deflater, Inflater};
 use crate::protocol::ws::frame::{self, Decoder, Incoming, OP_BINARY, OP_PONG, OP_TEXT};
@@ -20,9 +22,10 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 /// What an upgrade request turned out to be, decided before the 101.
 #[derive(Debug)]
@@ -323,8 +326,8 @@ async fn serve_connection(
     match ticket {
         Ticket::Close => return Box::pin(conn.close(1005)).await,
         Ticket::Handshake { protocol, sid } => {
-            let kind = TransportKind::WebSocket;
-            let s = engine.open_session(req.clone(), kind, protocol, sid, Some(link.clone()));
+            let driver = WsDriver::boxed(&link);
+            let s = engine.open_session(req.clone(), protocol, sid, driver);
             // After `connection`, so the application hands the same request
             // object from its hooks to `socket.request` (owed since `serve`
             // deferred it).
@@ -332,7 +335,7 @@ async fn serve_connection(
             conn.session = Some(s);
         }
         Ticket::Upgrade(session) => {
-            if !session.upgrade_begin(link.clone()) {
+            if !session.upgrade_begin(WsDriver::boxed(&link)) {
                 return Box::pin(conn.close(1005)).await;
             }
             conn.session = Some(session);
@@ -491,11 +494,11 @@ impl Connection<'_> {
                 },
                 Incoming::Ping(payload) => {
                     // `ws` answers pings itself.
-                    let (rest, callbacks) = self.session().ws_claim(self.link.id);
+                    let (rest, callbacks) = ws_claim(self.session(), self.link.id);
                     self.out = rest;
                     frame::encode_frame(&mut self.out, OP_PONG, false, &payload);
                     let written = self.flush().await;
-                    self.session().ws_release(self.link.id, callbacks);
+                    ws_release(self.session(), self.link.id, callbacks);
                     if let Err(e) = written {
                         return Some(End::Io(e.to_string()));
                     }
@@ -521,7 +524,7 @@ impl Connection<'_> {
 
     /// Writes what the session has buffered for this connection.
     async fn write_batch(&mut self) -> Option<End> {
-        match self.session().ws_batch(self.link.id) {
+        match ws_batch(self.session(), self.link.id) {
             WsBatch::Idle => None,
             WsBatch::Close => Some(End::Closed),
             WsBatch::Rest { bytes, callbacks } => {
@@ -529,7 +532,7 @@ impl Connection<'_> {
                 if let Err(e) = self.flush().await {
                     return Some(End::Io(e.to_string()));
                 }
-                self.session().ws_release(self.link.id, callbacks);
+                ws_release(self.session(), self.link.id, callbacks);
                 // Whatever came meanwhile, or the session's end.
                 self.link.notify.notify_one();
                 None
@@ -563,7 +566,7 @@ impl Connection<'_> {
                         _ => End::Io(e.to_string()),
                     });
                 }
-                self.session().ws_release(self.link.id, callbacks);
+                ws_release(self.session(), self.link.id, callbacks);
                 if close {
                     return Some(End::Closed);
                 }
@@ -649,17 +652,17 @@ impl Connection<'_> {
             End::Closed => self.close(1005).await,
             End::Remote(payload) => {
                 // `ws` echoes the client's close frame.
-                session.ws_ended(id, None);
+                session.transport_ended(id, None);
                 self.close_with_payload(&payload).await;
             }
-            End::Eof => session.ws_ended(id, None),
+            End::Eof => session.transport_ended(id, None),
             End::Violation(v) => {
-                session.ws_ended(id, Some(v.to_string()));
+                session.transport_ended(id, Some(v.to_string()));
                 self.close(v.code()).await;
             }
-            End::Io(e) => session.ws_ended(id, Some(e)),
+            End::Io(e) => session.transport_ended(id, Some(e)),
             End::Panic => {
-                session.ws_ended(id, Some("internal error".into()));
+                session.transport_ended(id, Some("internal error".into()));
                 // Tell the client, but read nothing more from a connection
                 // whose code just failed.
                 self.close_then(1011, false).await;
@@ -694,7 +697,7 @@ impl Connection<'_> {
     /// of a frame a direct write began, which must precede the close frame.
     fn claim(&self) -> Vec<u8> {
         match &self.session {
-            Some(s) => s.ws_claim(self.link.id).0,
+            Some(s) => ws_claim(s, self.link.id).0,
             None => Vec::new(),
         }
     }
@@ -914,6 +917,255 @@ fn wire_frame(p: &Packet, protocol: Protocol, supports_binary: bool) -> WsFrame 
         Protocol::V4 => p.to_ws_frame_with(supports_binary),
         Protocol::V3 => v3::encode_packet_ws_v3(p, supports_binary),
     }
+}
+
+// ---- the driver -----------------------------------------------------------
+
+/// The link between a session and the task that owns a WebSocket: the task
+/// sleeps on `notify` and asks the session what to do when woken.
+pub(crate) struct WsLink {
+    pub(crate) id: u64,
+    pub(crate) notify: Notify,
+    /// Set when the socket can be written from any thread: the driver then
+    /// writes what is sent right away, without waking the task.
+    pub(crate) direct: OnceLock<Box<dyn DirectWrite>>,
+}
+
+impl std::fmt::Debug for WsLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsLink")
+            .field("id", &self.id)
+            .field("direct", &self.direct.get().is_some())
+            .finish()
+    }
+}
+
+impl WsLink {
+    pub(crate) fn new(id: u64) -> Arc<Self> {
+        Arc::new(WsLink {
+            id,
+            notify: Notify::new(),
+            direct: OnceLock::new(),
+        })
+    }
+}
+
+/// A WebSocket written without blocking from whichever thread sends: a
+/// message then costs one write system call on the sending thread instead
+/// of a hand-off to the connection's task and back.
+pub(crate) trait DirectWrite: Send + Sync {
+    /// Writes `packets` as frames as far as the socket takes them now, and
+    /// returns the bytes it did not take (empty: all written), or an error
+    /// when the connection is broken.
+    fn write_now(&self, packets: &[Packet], frames: &[(usize, Bytes)]) -> std::io::Result<Vec<u8>>;
+
+    /// Writes one `message` packet from borrowed data, without building a
+    /// packet (no copy before the kernel's); as [`DirectWrite::write_now`],
+    /// or `None` when this connection frames messages some other way.
+    fn write_message(&self, data: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>>;
+}
+
+/// WebSocket as a session's transport (or upgrade candidate). The socket
+/// has one writer at a time: the sending thread, directly, while `busy` is
+/// false; the connection's task while it is true.
+#[derive(Debug)]
+pub(crate) struct WsDriver {
+    link: Arc<WsLink>,
+    /// The task has a write in flight: nothing may be written directly
+    /// until it is done (frames must not interleave).
+    busy: bool,
+    /// Bytes a direct write left over, with the callbacks they carried: the
+    /// task writes them first.
+    rest: Option<(Vec<u8>, Option<u32>)>,
+}
+
+impl WsDriver {
+    pub(crate) fn boxed(link: &Arc<WsLink>) -> Box<dyn Driver> {
+        Box::new(WsDriver {
+            link: link.clone(),
+            busy: false,
+            rest: None,
+        })
+    }
+
+    /// What a direct write left: the task takes over the socket.
+    fn hand_to_task(
+        &mut self,
+        written: std::io::Result<Vec<u8>>,
+        callbacks: Option<u32>,
+        out: &Outbox<'_>,
+    ) -> bool {
+        match written {
+            Ok(rest) if rest.is_empty() => {
+                out.drained(callbacks);
+                true
+            }
+            // The socket is full (or broken: the task finds out and ends
+            // the session): the task writes the rest when it can.
+            Ok(rest) => {
+                self.busy = true;
+                self.rest = Some((rest, callbacks));
+                self.link.notify.notify_one();
+                false
+            }
+            Err(_) => {
+                self.busy = true;
+                self.link.notify.notify_one();
+                false
+            }
+        }
+    }
+}
+
+impl Driver for WsDriver {
+    fn kind(&self) -> TransportKind {
+        TransportKind::WebSocket
+    }
+
+    fn id(&self) -> u64 {
+        self.link.id
+    }
+
+    fn writable(&self) -> bool {
+        !self.busy
+    }
+
+    fn held(&self) -> usize {
+        self.rest.as_ref().map_or(0, |(r, _)| r.len())
+    }
+
+    /// Writes the buffer straight to the socket when it can be written from
+    /// here and the task has nothing in flight; otherwise wakes the task.
+    fn flush(&mut self, out: &mut Outbox<'_>) {
+        let link = self.link.clone();
+        let direct = match link.direct.get() {
+            Some(d) if !self.busy => d,
+            _ => return link.notify.notify_one(),
+        };
+        // The handshake goes alone, as its own frame(s), then the rest.
+        while !out.is_empty() {
+            let taken = out.take(false);
+            let written = direct.write_now(&taken.packets, &taken.frames);
+            if !self.hand_to_task(written, taken.callbacks, out) {
+                return;
+            }
+        }
+    }
+
+    fn send_now(
+        &mut self,
+        data: MessageRef<'_>,
+        callback: bool,
+        out: &mut Outbox<'_>,
+    ) -> Option<()> {
+        if self.busy {
+            return None;
+        }
+        let link = self.link.clone();
+        let written = link.direct.get()?.write_message(data)?;
+        self.hand_to_task(written, Some(u32::from(callback)), out);
+        Some(())
+    }
+
+    fn close_requested(&mut self, _: bool, _: &mut Outbox<'_>) -> ServerClose {
+        ServerClose::Now
+    }
+
+    /// The task writes what is left, then the close frame.
+    fn closed(&mut self, _: CloseReason, _: &mut Outbox<'_>) {
+        self.link.notify.notify_one();
+    }
+
+    fn pause(&mut self, _: &mut Outbox<'_>) {}
+
+    fn wake(&self) {
+        self.link.notify.notify_one();
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// What a WebSocket task should do when woken.
+enum WsBatch {
+    /// Write these packets; `close` says whether to close the socket
+    /// afterwards, `more` that packets are left for another batch.
+    Write {
+        packets: Vec<Packet>,
+        /// Pre-encoded frames, by index in `packets`.
+        frames: Vec<(usize, Bytes)>,
+        callbacks: Option<u32>,
+        close: bool,
+        more: bool,
+    },
+    /// Write these bytes, which a direct write left over, before anything
+    /// else; they carried `callbacks`.
+    Rest {
+        bytes: Vec<u8>,
+        callbacks: Option<u32>,
+    },
+    /// Nothing to write.
+    Idle,
+    /// Close the socket: the session ended or no longer uses it.
+    Close,
+}
+
+/// What the task of connection `id` should do now.
+fn ws_batch(session: &Session, id: u64) -> WsBatch {
+    session.drive(id, |role: Role<'_, WsDriver>, out| match role {
+        Role::Current(d) => {
+            if let Some((bytes, callbacks)) = d.rest.take() {
+                return WsBatch::Rest { bytes, callbacks };
+            }
+            let close = out.ready() == ReadyState::Closed;
+            if out.is_empty() || (!out.acked() && !close) {
+                d.busy = false;
+                return if close { WsBatch::Close } else { WsBatch::Idle };
+            }
+            // The handshake goes alone, as its own frame(s), like engine.io's.
+            let taken = out.take(close);
+            d.busy = true;
+            WsBatch::Write {
+                packets: taken.packets,
+                frames: taken.frames,
+                callbacks: taken.callbacks,
+                close,
+                more: !out.is_empty(),
+            }
+        }
+        Role::Candidate if out.ready() != ReadyState::Closed => WsBatch::Idle,
+        _ => WsBatch::Close,
+    })
+}
+
+/// The task of connection `id` is about to write on its own (a pong, a
+/// close frame): no direct write may start until [`ws_release`], and bytes
+/// a direct write left over (the end of a frame already begun on the wire)
+/// must go first. Returns them and the callbacks they carried.
+fn ws_claim(session: &Session, id: u64) -> (Vec<u8>, Option<u32>) {
+    session.drive(id, |role: Role<'_, WsDriver>, _| match role {
+        Role::Current(d) => {
+            d.busy = true;
+            d.rest.take().unwrap_or_default()
+        }
+        _ => (Vec::new(), None),
+    })
+}
+
+/// The task of connection `id` wrote what it claimed or what [`ws_batch`]
+/// gave it, carrying `callbacks` send callbacks; what was sent meanwhile
+/// may now be written directly again.
+fn ws_release(session: &Session, id: u64, callbacks: Option<u32>) {
+    session.drive(id, |role: Role<'_, WsDriver>, out| {
+        out.drained(callbacks);
+        if let Role::Current(d) = role {
+            d.busy = false;
+            if out.ready() != ReadyState::Closed && !out.is_empty() && out.acked() {
+                d.flush(out);
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -1240,9 +1492,8 @@ mod tests {
             vec![],
             None,
         ));
-        let kind = TransportKind::WebSocket;
-        let session =
-            engine.open_session(req, kind, Protocol::V4, "dddd".into(), Some(link.clone()));
+        let driver = WsDriver::boxed(&link);
+        let session = engine.open_session(req, Protocol::V4, "dddd".into(), driver);
         // The handshake is written directly, whole, once the application
         // has seen the connection.
         session.ack_open();
@@ -1261,10 +1512,10 @@ mod tests {
         assert!(session.send(text("next"), false, false));
         assert_eq!(socket.written.lock().unwrap().len(), 1);
         // The task's own frame (a pong) must follow the rest of "hello".
-        let (rest, callbacks) = session.ws_claim(link.id);
+        let (rest, callbacks) = ws_claim(&session, link.id);
         assert_eq!(rest, b"hello");
         assert_eq!(callbacks, Some(1));
-        session.ws_release(link.id, callbacks);
+        ws_release(&session, link.id, callbacks);
         // Released: the queued "next" goes out directly, after all of that.
         let written = socket.written.lock().unwrap().clone();
         assert_eq!(written.len(), 2);
