@@ -210,27 +210,57 @@ impl PollAnswer {
 }
 
 async fn poll(engine: &Engine, session: &Arc<Session>, req: &RequestInfo) -> HttpResponse {
-    let id = engine.next_id();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let batch = match poll_start(session, id, PollWaiter::Channel(tx)) {
-        PollStart::Ready(batch) => batch,
-        PollStart::Wait(id) => {
+    match get(engine, session, req, move |res| {
+        let _ = tx.send(res);
+    }) {
+        Got::Now(res) => res,
+        Got::Held(id) => {
             let mut held = HeldPoll {
                 session,
                 id,
                 armed: true,
             };
-            let batch = rx.await;
+            let res = rx.await;
             held.armed = false;
-            match batch {
-                Ok(b) => b,
-                Err(_) => return HttpResponse::empty(400),
-            }
+            res.unwrap_or_else(|_| HttpResponse::empty(400))
         }
-        PollStart::Overlap => return HttpResponse::empty(400),
-        PollStart::Closed => return unknown_sid(session),
-    };
-    PollAnswer::new(engine, session, req).respond(&batch)
+    }
+}
+
+/// What [`get`] did with a GET.
+enum Got {
+    /// Its answer, now.
+    Now(HttpResponse),
+    /// It is held, with this id; its answer goes to the `answer` function.
+    Held(u64),
+}
+
+/// A GET for `session`, on either front end's path: answered now, or held
+/// until the session has packets for it (or can no longer answer it with
+/// packets: 400). `answer` gets the held GET's response, from whatever
+/// thread releases it, under the session's lock.
+fn get(
+    engine: &Engine,
+    session: &Session,
+    req: &RequestInfo,
+    answer: impl FnOnce(HttpResponse) + Send + 'static,
+) -> Got {
+    let id = engine.next_id();
+    let how = PollAnswer::new(engine, session, req);
+    let held = how.clone();
+    let waiter = Waiter::new(move |batch: Option<Batch>| {
+        answer(match batch {
+            Some(batch) => held.respond(&batch),
+            None => HttpResponse::empty(400),
+        })
+    });
+    match poll_start(session, id, waiter) {
+        PollStart::Ready(batch) => Got::Now(how.respond(&batch)),
+        PollStart::Wait(id) => Got::Held(id),
+        PollStart::Overlap => Got::Now(HttpResponse::empty(400)),
+        PollStart::Closed => Got::Now(unknown_sid(session)),
+    }
 }
 
 /// engine.io's answer to a request for a session that is gone.
@@ -500,32 +530,24 @@ fn poll_now(
     req: &RequestInfo,
     answer: impl FnOnce(HttpResponse) + Send + 'static,
 ) -> Served {
-    let id = engine.next_id();
-    let how = PollAnswer::new(engine, session, req);
     let ie = old_ie(req);
-    let held = how.clone();
-    let waiter = CallbackWaiter::new(move |batch: Option<Batch>| {
-        answer(match batch {
-            Some(batch) => {
-                let mut res = held.respond(&batch);
-                transport_headers(&mut res, ie);
-                res
-            }
-            None => HttpResponse::empty(400),
-        })
-    });
-    match poll_start(session, id, PollWaiter::Callback(waiter)) {
-        PollStart::Ready(batch) => {
-            let mut res = how.respond(&batch);
+    let got = get(engine, session, req, move |mut res| {
+        if res.status == 200 {
             transport_headers(&mut res, ie);
+        }
+        answer(res)
+    });
+    match got {
+        Got::Now(mut res) => {
+            if res.status == 200 {
+                transport_headers(&mut res, ie);
+            }
             Served::Respond(res)
         }
-        PollStart::Wait(poll) => Served::Held {
+        Got::Held(poll) => Served::Held {
             session: session.handle,
             poll,
         },
-        PollStart::Overlap => Served::Respond(HttpResponse::empty(400)),
-        PollStart::Closed => Served::Respond(unknown_sid(session)),
     }
 }
 
@@ -629,26 +651,31 @@ fn feed(session: &Session, packets: impl Iterator<Item = Result<Packet, DecodeEr
 
 // ---- the driver -----------------------------------------------------------
 
-/// Where the packets that answer a held GET go: a channel its request task
-/// awaits, or a function that answers it at once (the bridge's requests,
-/// served on the JS thread with no task). The function runs under the
-/// session's lock; it is called with `None` if the GET can no longer be
-/// answered with packets (the session was dropped while it was held).
-enum PollWaiter {
-    Channel(tokio::sync::oneshot::Sender<Batch>),
-    Callback(CallbackWaiter),
-}
+/// What answers a held GET: a function called exactly once, with the
+/// packets, or with `None` if the GET can no longer be answered with packets
+/// (the session was dropped while it was held). The async front end's
+/// function sends to the request's task; the bridge's answers the request
+/// on the spot. It runs under the session's lock.
+struct Waiter(Option<Box<dyn FnOnce(Option<Batch>) + Send>>);
 
-/// A [`PollWaiter::Callback`]: calls its function exactly once.
-struct CallbackWaiter(Option<Box<dyn FnOnce(Option<Batch>) + Send>>);
-
-impl CallbackWaiter {
+impl Waiter {
     fn new(f: impl FnOnce(Option<Batch>) + Send + 'static) -> Self {
-        CallbackWaiter(Some(Box::new(f)))
+        Waiter(Some(Box::new(f)))
+    }
+
+    fn send(mut self, batch: Batch) {
+        if let Some(f) = self.0.take() {
+            f(Some(batch));
+        }
+    }
+
+    /// Forgets the GET without answering it (its client went away).
+    fn forget(mut self) {
+        self.0 = None;
     }
 }
 
-impl Drop for CallbackWaiter {
+impl Drop for Waiter {
     fn drop(&mut self) {
         if let Some(f) = self.0.take() {
             f(None);
@@ -656,34 +683,9 @@ impl Drop for CallbackWaiter {
     }
 }
 
-impl PollWaiter {
-    fn send(self, batch: Batch) {
-        match self {
-            PollWaiter::Channel(tx) => {
-                let _ = tx.send(batch);
-            }
-            PollWaiter::Callback(mut w) => {
-                if let Some(f) = w.0.take() {
-                    f(Some(batch));
-                }
-            }
-        }
-    }
-
-    /// Forgets the GET without answering it (its client went away).
-    fn forget(self) {
-        if let PollWaiter::Callback(mut w) = self {
-            w.0 = None;
-        }
-    }
-}
-
-impl std::fmt::Debug for PollWaiter {
+impl std::fmt::Debug for Waiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PollWaiter::Channel(_) => "Channel",
-            PollWaiter::Callback(_) => "Callback",
-        })
+        f.write_str("Waiter")
     }
 }
 
@@ -709,7 +711,7 @@ impl Batch {
 #[derive(Debug, Default)]
 pub(crate) struct PollingDriver {
     /// The held GET: its id and where to send the packets that answer it.
-    get: Option<(u64, PollWaiter)>,
+    get: Option<(u64, Waiter)>,
     /// A POST is being read.
     post: bool,
     /// The next poll carries the close packet, then the session closes.
@@ -814,7 +816,7 @@ enum PollStart {
 
 /// A GET arrived for `session`; `waiter` answers it if it must wait
 /// (otherwise it is forgotten, never called).
-fn poll_start(session: &Session, id: u64, waiter: PollWaiter) -> PollStart {
+fn poll_start(session: &Session, id: u64, waiter: Waiter) -> PollStart {
     let mut waiter = Some(waiter);
     let start = session
         .drive_current(|p: &mut PollingDriver, out| {
