@@ -782,8 +782,7 @@ fn encode_packet(
     let (opcode, payload) = match (protocol, &p.data) {
         // The common case, framed without building the text first.
         (Protocol::V4, PacketData::Text(s)) if deflater.is_none() => {
-            frame::encode_header(out, OP_TEXT, false, 1 + s.len());
-            out.push(p.kind.as_char() as u8);
+            v4_text_head(out, p.kind, s.len());
             out.extend_from_slice(s.as_bytes());
             return Ok(());
         }
@@ -801,6 +800,14 @@ fn encode_packet(
         _ => frame::encode_frame(out, opcode, false, &payload),
     }
     Ok(())
+}
+
+/// The start of an uncompressed v4 text frame carrying a `kind` packet
+/// with `len` bytes of text: the frame header and the packet type, which
+/// the text then follows (framed without building the packet's string).
+fn v4_text_head(out: &mut Vec<u8>, kind: PacketType, len: usize) {
+    frame::encode_header(out, OP_TEXT, false, 1 + len);
+    out.push(kind.as_char() as u8);
 }
 
 /// Writes what the application sends straight to a TCP socket (see
@@ -867,8 +874,7 @@ impl DirectWrite for DirectTcp {
         let mut head = Vec::with_capacity(11);
         let payload = match data {
             MessageRef::Text(s) => {
-                frame::encode_header(&mut head, OP_TEXT, false, 1 + s.len());
-                head.push(b'4');
+                v4_text_head(&mut head, PacketType::Message, s.len());
                 s.as_bytes()
             }
             // A v4 client that asked for base64 gets `b<base64>` text.
