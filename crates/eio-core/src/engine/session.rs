@@ -81,7 +81,8 @@ struct Candidate {
 struct State {
     core: Core,
     transport: Box<dyn Driver>,
-    candidate: Option<Candidate>,
+    /// Boxed: most sessions never upgrade, and every one holds the field.
+    candidate: Option<Box<Candidate>>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -704,10 +705,10 @@ impl Session {
             from.name(),
             to.name()
         );
-        st.candidate = Some(Candidate {
+        st.candidate = Some(Box::new(Candidate {
             driver,
             probed: false,
-        });
+        }));
         true
     }
 

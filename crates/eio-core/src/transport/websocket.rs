@@ -981,8 +981,9 @@ pub(crate) struct WsDriver {
     /// until it is done (frames must not interleave).
     busy: bool,
     /// Bytes a direct write left over, with the callbacks they carried: the
-    /// task writes them first.
-    rest: Option<(Vec<u8>, Option<u32>)>,
+    /// task writes them first. Boxed: rare, and every idle session holds
+    /// the field.
+    rest: Option<Box<(Vec<u8>, Option<u32>)>>,
 }
 
 impl WsDriver {
@@ -1010,7 +1011,7 @@ impl WsDriver {
             // the session): the task writes the rest when it can.
             Ok(rest) => {
                 self.busy = true;
-                self.rest = Some((rest, callbacks));
+                self.rest = Some(Box::new((rest, callbacks)));
                 self.link.notify.notify_one();
                 false
             }
@@ -1037,7 +1038,7 @@ impl Driver for WsDriver {
     }
 
     fn held(&self) -> usize {
-        self.rest.as_ref().map_or(0, |(r, _)| r.len())
+        self.rest.as_ref().map_or(0, |r| r.0.len())
     }
 
     /// Writes the buffer straight to the socket when it can be written from
@@ -1121,7 +1122,7 @@ enum WsBatch {
 fn ws_batch(session: &Session, id: u64) -> WsBatch {
     session.drive(id, |role: Role<'_, WsDriver>, out| match role {
         Role::Current(d) => {
-            if let Some((bytes, callbacks)) = d.rest.take() {
+            if let Some((bytes, callbacks)) = d.rest.take().map(|r| *r) {
                 return WsBatch::Rest { bytes, callbacks };
             }
             let close = out.ready() == ReadyState::Closed;
@@ -1153,7 +1154,7 @@ fn ws_claim(session: &Session, id: u64) -> (Vec<u8>, Option<u32>) {
     session.drive(id, |role: Role<'_, WsDriver>, _| match role {
         Role::Current(d) => {
             d.busy = true;
-            d.rest.take().unwrap_or_default()
+            d.rest.take().map(|r| *r).unwrap_or_default()
         }
         _ => (Vec::new(), None),
     })
