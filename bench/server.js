@@ -12,6 +12,9 @@
 // talks to it over IPC:
 //   -> { cmd: "gc" }                  <- { type: "gc", clientsCount, memory }
 //   -> { cmd: "broadcast", seq, size } <- { type: "broadcast", seq, n, jsUs }
+// With `sio` in the options, Socket.IO 4.8 is bound to the engine (no echo)
+// and a broadcast is `io.emit("b", data)` (`sio: "room"`: to a room that
+// every other session joined, `io.to("even").emit("b", data)`).
 // and it answers { type: "ready", port, pid, ... } once listening, or
 // { type: "unsupported", code, message } when the mode is not implemented.
 
@@ -25,7 +28,7 @@ const kind = process.argv[2];
 // `tls` ({ key, cert, h2 }: PEM file paths): serve over TLS, eio-rs's
 // listen() natively (HTTP/2 by ALPN), the others on Node's https server, or
 // with `h2` on http2.createSecureServer({ allowHTTP1: true }).
-const { tls, ...opts } = JSON.parse(process.argv[3] || "{}");
+const { tls, sio, ...opts } = JSON.parse(process.argv[3] || "{}");
 const pem = tls && { key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) };
 
 /** The Node server attach() modes use: http, or https / http2 for `tls`. */
@@ -42,9 +45,23 @@ function send(msg) {
   else console.log(JSON.stringify(msg));
 }
 
+/** The echo handler, or Socket.IO (see `sio`) bound to the engine. */
 function echo(engine) {
+  if (sio) return socketIo(engine);
   engine.on("connection", (socket) => {
     socket.on("message", (data) => socket.send(data));
+  });
+}
+
+/** Socket.IO on `engine`; the broadcast command emits through it. */
+let io = null;
+function socketIo(engine) {
+  const { Server } = require("socket.io");
+  io = new Server({ serveClient: false });
+  io.bind(engine);
+  let n = 0;
+  io.on("connection", (socket) => {
+    if (n++ % 2 === 0) socket.join("even");
   });
 }
 
@@ -62,10 +79,18 @@ function ready(engine, port, extra) {
       // load generator reads the same clock to time the delivery.
       const data = `B${msg.seq}:${t0}:`.padEnd(msg.size, "x");
       let n = 0;
-      const clients = engine.clients;
-      for (const id in clients) {
-        clients[id].send(data);
-        n++;
+      if (io && sio === "room") {
+        io.to("even").emit("b", data);
+        n = io.of("/").adapter.rooms.get("even").size;
+      } else if (io) {
+        io.emit("b", data);
+        n = io.of("/").sockets.size;
+      } else {
+        const clients = engine.clients;
+        for (const id in clients) {
+          clients[id].send(data);
+          n++;
+        }
       }
       const jsUs = Number(process.hrtime.bigint() - t0) / 1e3;
       send({ type: "broadcast", seq: msg.seq, n, jsUs });

@@ -179,6 +179,7 @@ impl BindingEngine {
             engine,
             listeners: Mutex::new(HashMap::new()),
             bridge: Arc::new(Bridge::default()),
+            last_frame: Mutex::default(),
         });
         let weak: Weak<Shared> = Arc::downgrade(&shared);
         env.add_env_cleanup_hook(weak, |w| {
@@ -221,12 +222,9 @@ impl BindingEngine {
         let Some(session) = self.engine().session(handle as u64) else {
             return false;
         };
-        if let Some(sent) = session.send_now(MessageRef::Frame(&frame), callback) {
-            return sent;
-        }
         let data = packet_data(data);
-        let frame = bytes::Bytes::copy_from_slice(&frame);
-        session.send_pre_encoded(data, frame, callback)
+        let frame = self.shared.frame(&frame);
+        session.send_pre_encoded_later(data, frame, callback)
     }
 
     /// The `connection` handlers ran: the session's handshake may go out.

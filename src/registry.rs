@@ -20,9 +20,22 @@ pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) listeners: Mutex<HashMap<u64, NativeServer>>,
     pub(crate) bridge: Arc<Bridge>,
+    /// The last pre-encoded frame sent: a broadcast hands the same frame to
+    /// every session, which then share one copy.
+    pub(crate) last_frame: Mutex<bytes::Bytes>,
 }
 
 impl Shared {
+    /// `frame` as bytes the engine keeps: the last frame again when it is
+    /// the same.
+    pub(crate) fn frame(&self, frame: &[u8]) -> bytes::Bytes {
+        let mut last = self.last_frame.lock();
+        if *last != frame {
+            *last = bytes::Bytes::copy_from_slice(frame);
+        }
+        last.clone()
+    }
+
     /// Stops every listener and closes every session (env teardown).
     pub(crate) fn shutdown(&self) {
         for (_, l) in self.listeners.lock().drain() {

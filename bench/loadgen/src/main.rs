@@ -135,7 +135,8 @@ async fn connect(port: u16, h2: bool) -> Result<Io, String> {
 const USAGE: &str = "usage: eio-loadgen <ws-echo|poll-echo|conn-rate|idle|broadcast> --port P \
 [--path /engine.io/] [--conns N] [--size BYTES] [--binary] [--warmup-ms MS] [--duration-ms MS] \
 [--concurrency N] [--steps N,N,...] [--count K] [--threads T] [--timeout-ms MS] \
-[--ca CERT.pem (TLS)] [--h2 (poll-echo over HTTP/2, with --ca)]";
+[--ca CERT.pem (TLS)] [--h2 (poll-echo over HTTP/2, with --ca)] \
+[--sio (broadcast: Socket.IO clients of the main namespace)] [--receivers N (broadcast: sessions each reaches)]";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -156,6 +157,11 @@ struct Args {
     ca: Option<String>,
     /// Polling over HTTP/2 (with `--ca`): sessions share connections.
     h2: bool,
+    /// Broadcast: each session is a Socket.IO client of `/`, and the
+    /// broadcasts are its `b` events.
+    sio: bool,
+    /// Broadcast: how many sessions each broadcast reaches (default: all).
+    receivers: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -177,6 +183,8 @@ fn parse_args() -> Result<Args, String> {
         timeout_ms: 10_000,
         ca: None,
         h2: false,
+        sio: false,
+        receivers: None,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -205,6 +213,8 @@ fn parse_args() -> Result<Args, String> {
             "--timeout-ms" => a.timeout_ms = num(val()?)?,
             "--ca" => a.ca = Some(val()?),
             "--h2" => a.h2 = true,
+            "--sio" => a.sio = true,
+            "--receivers" => a.receivers = Some(num(val()?)? as usize),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -414,6 +424,32 @@ fn describe(m: &Message) -> String {
     }
 }
 
+/// Connects an open session to Socket.IO's main namespace (`40`, answered
+/// `40{"sid":…}`).
+async fn sio_connect(mut ws: Ws) -> Result<Ws, String> {
+    ws.send(Message::Text(Utf8Bytes::from_static("40")))
+        .await
+        .map_err(|e| format!("socket.io connect: {e}"))?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().starts_with("40") => return Ok(ws),
+            Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                ws.send(Message::Text(Utf8Bytes::from_static("3")))
+                    .await
+                    .map_err(|e| format!("pong: {e}"))?;
+            }
+            Some(Ok(m)) => {
+                return Err(format!(
+                    "expected socket.io's CONNECT, got {}",
+                    describe(&m)
+                ))
+            }
+            Some(Err(e)) => return Err(format!("reading socket.io's CONNECT: {e}")),
+            None => return Err("closed before socket.io's CONNECT".into()),
+        }
+    }
+}
+
 /// Opens `n` sessions with at most `concurrency` handshakes in flight.
 async fn open_many(args: &Args, n: usize, shared: &Arc<Shared>) -> Result<Vec<Ws>, String> {
     let sem = Arc::new(Semaphore::new(args.concurrency));
@@ -423,9 +459,18 @@ async fn open_many(args: &Args, n: usize, shared: &Arc<Shared>) -> Result<Vec<Ws
         let port = args.port;
         let path = args.path.clone();
         let timeout = Duration::from_millis(args.timeout_ms);
+        let sio = args.sio;
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.unwrap();
-            match tokio::time::timeout(timeout, ws_open(port, &path)).await {
+            let open = async {
+                let ws = ws_open(port, &path).await?;
+                if sio {
+                    sio_connect(ws).await
+                } else {
+                    Ok(ws)
+                }
+            };
+            match tokio::time::timeout(timeout, open).await {
                 Ok(r) => r,
                 Err(_) => Err("websocket open timed out".into()),
             }
@@ -672,7 +717,7 @@ async fn idle_session(
                         ws.send(Message::Text(Utf8Bytes::from_static("3")))
                             .await
                             .map_err(|e| format!("pong: {e}"))?;
-                    } else if let (Some((size, tx)), Some(rest)) = (&bcast, s.strip_prefix("4B")) {
+                    } else if let (Some((size, tx)), Some(rest)) = (&bcast, broadcast_body(s)) {
                         let now = mono_ns();
                         let (seq, t0) = parse_broadcast(rest, *size).ok_or_else(|| {
                             format!("bad broadcast {}", describe(&Message::Text(t.clone())))
@@ -696,6 +741,17 @@ async fn idle_session(
         }
     }
     shared.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What follows `B` in a broadcast: an Engine.IO message `4B…`, or a
+/// Socket.IO event `42["b","B…"]` (the data needs no JSON escape).
+fn broadcast_body(s: &str) -> Option<&str> {
+    let data = s.strip_prefix('4')?;
+    let data = match data.strip_prefix("2[\"b\",\"") {
+        Some(event) => event.strip_suffix("\"]")?,
+        None => data,
+    };
+    data.strip_prefix('B')
 }
 
 /// `<seq>:<t0>:` followed by `x` up to `size` characters (the message, minus `4`).
@@ -771,7 +827,7 @@ async fn broadcast(args: Args) -> Result<(), String> {
     let mut ctl = Ctl::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, u64)>();
     let conns = open_many(&args, args.conns, &shared).await?;
-    let n = conns.len();
+    let n = args.receivers.unwrap_or(conns.len());
     let mut set = JoinSet::new();
     for ws in conns {
         set.spawn(idle_session(
@@ -781,7 +837,8 @@ async fn broadcast(args: Args) -> Result<(), String> {
         ));
     }
     drop(tx);
-    ctl.mark("ready", &format!("\"sessions\":{n}")).await?;
+    ctl.mark("ready", &format!("\"sessions\":{}", set.len()))
+        .await?;
     let mut pending: HashMap<u64, Vec<u64>> = HashMap::new();
     let mut done = 0u64;
     let mut maxes = Vec::new();
@@ -805,11 +862,13 @@ async fn broadcast(args: Args) -> Result<(), String> {
             v.sort_unstable();
             let max = *v.last().unwrap();
             let p50 = v[v.len() / 2];
+            let p99 = v[(v.len() * 99 / 100).min(v.len() - 1)];
             maxes.push(max);
             emit(&format!(
-                "{{\"ev\":\"bcast\",\"seq\":{seq},\"max_us\":{:.1},\"p50_us\":{:.1},\"min_us\":{:.1}}}",
+                "{{\"ev\":\"bcast\",\"seq\":{seq},\"max_us\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"min_us\":{:.1}}}",
                 max as f64 / 1e3,
                 p50 as f64 / 1e3,
+                p99 as f64 / 1e3,
                 v[0] as f64 / 1e3
             ));
             done += 1;

@@ -156,6 +156,18 @@ impl Config {
     }
 }
 
+/// Sessions whose buffered packets a runtime task will flush (see
+/// [`Engine::flush_later`]).
+#[derive(Debug, Default)]
+struct Deferred {
+    sessions: parking_lot::Mutex<Vec<Arc<Session>>>,
+    scheduled: AtomicBool,
+}
+
+/// How many sessions one worker flushes in a row before the rest of a
+/// burst goes to other workers.
+const FLUSH_CHUNK: usize = 256;
+
 /// What [`Engine::verify`] found a request to be.
 #[derive(Debug)]
 pub enum Verified {
@@ -199,6 +211,8 @@ impl std::hash::Hasher for HandleHasher {
 
 pub(crate) struct EngineInner {
     pub(crate) config: Config,
+    /// Sessions waiting for [`Engine::flush_later`]'s task.
+    deferred: Arc<Deferred>,
     pub(crate) events: Arc<EventQueue>,
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) registry: RwLock<Registry>,
@@ -291,6 +305,7 @@ impl Engine {
                 hooks: HookSet::default(),
                 pending: hooks::PendingHooks::default(),
                 heartbeats: heartbeats.clone(),
+                deferred: Arc::default(),
             }),
         };
         let weak = Arc::downgrade(&engine.inner);
@@ -396,6 +411,32 @@ impl Engine {
         stats.runtime_threads = self.inner.rt.metrics().num_workers() as u64;
         stats.draining = self.draining();
         stats
+    }
+
+    /// Has a runtime worker flush `session` soon, with every other session
+    /// handed here before that worker starts: one wake for a burst.
+    pub(crate) fn flush_later(&self, session: Arc<Session>) {
+        let deferred = &self.inner.deferred;
+        deferred.sessions.lock().push(session);
+        if deferred.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let deferred = deferred.clone();
+        let rt = self.inner.rt.clone();
+        self.inner.rt.spawn(async move {
+            // Cleared before the batch is taken: a session added after the
+            // take schedules a new run.
+            deferred.scheduled.store(false, Ordering::Release);
+            let batch = std::mem::take(&mut *deferred.sessions.lock());
+            // Large bursts are shared among the workers.
+            let mut chunks = batch.chunks(FLUSH_CHUNK);
+            let first = chunks.next().map(<[_]>::to_vec);
+            for chunk in chunks {
+                let chunk = chunk.to_vec();
+                rt.spawn(async move { chunk.iter().for_each(|s| s.flush_now()) });
+            }
+            first.iter().flatten().for_each(|s| s.flush_now());
+        });
     }
 
     pub(crate) fn next_id(&self) -> u64 {

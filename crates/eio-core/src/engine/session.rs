@@ -490,6 +490,45 @@ impl Session {
         self.queue(packet, true, callback, None, true)
     }
 
+    /// [`Session::send_pre_encoded`], written by a runtime worker rather
+    /// than by the calling thread: the sessions given such a frame within
+    /// one burst (a Socket.IO broadcast hands the same frame to each
+    /// session in turn) are flushed together, off the caller's thread, by
+    /// one wake of the runtime. Order is kept: the packet is in the buffer
+    /// before this returns, and whatever is sent after it goes behind it.
+    pub fn send_pre_encoded_later(
+        self: &Arc<Self>,
+        data: PacketData,
+        frame: Bytes,
+        callback: bool,
+    ) -> bool {
+        let packet = Packet {
+            kind: PacketType::Message,
+            data,
+        };
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        // A buffer that holds something already has a flush coming: the
+        // transport's own (a write in flight, a GET to come) or this one's.
+        let idle = st.core.buffer.is_empty() && st.core.acked;
+        if !self.buffer(st, packet, true, callback, Some(frame), false) {
+            return false;
+        }
+        drop(guard);
+        if idle {
+            if let Some(engine) = self.engine() {
+                engine.flush_later(self.clone());
+            }
+        }
+        true
+    }
+
+    /// Hands what is buffered to the transport, for
+    /// [`Session::send_pre_encoded_later`]'s flush.
+    pub(crate) fn flush_now(&self) {
+        self.flush(&mut self.state.lock());
+    }
+
     /// Buffers `packet` and flushes. `announce`: emit `packetCreate` for
     /// it; the application's own messages are announced by the JS `send()`,
     /// synchronously and with their options, as engine.io does.
@@ -503,6 +542,24 @@ impl Session {
     ) -> bool {
         let mut guard = self.state.lock();
         let st = &mut *guard;
+        if !self.buffer(st, packet, compress, callback, frame, announce) {
+            return false;
+        }
+        self.flush(st);
+        true
+    }
+
+    /// Adds `packet` to the buffer; false when the session is closing or
+    /// closed, or closed now because the buffer grew past `maxBufferedBytes`.
+    fn buffer(
+        &self,
+        st: &mut State,
+        packet: Packet,
+        compress: bool,
+        callback: bool,
+        frame: Option<Bytes>,
+        announce: bool,
+    ) -> bool {
         if st.core.ready != ReadyState::Open {
             return false;
         }
@@ -540,7 +597,6 @@ impl Session {
             self.close_locked(st, CloseReason::TransportError, why);
             return false;
         }
-        self.flush(st);
         true
     }
 
