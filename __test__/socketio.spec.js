@@ -284,3 +284,40 @@ test("Socket.IO on eio-rs: packetCreate carries the send options, synchronously"
     await close();
   }
 });
+
+test("Socket.IO on eio-rs: broadcasts written off the JS thread keep each client's order, and their send callbacks", async () => {
+  for (const name of Object.keys(setups)) {
+    const { io, url, close } = await setups[name]();
+    const clients = [];
+    try {
+      for (let i = 0; i < 20; i++) clients.push(await connect(url, { transports: ["websocket"] }));
+      const got = clients.map(() => []);
+      clients.forEach((c, i) => c.onAny((ev, n) => got[i].push(`${ev}${n}`)));
+      const sockets = [...io.sockets.sockets.values()];
+      sockets.slice(0, 10).forEach((s) => s.join("half"));
+      let drained = 0;
+      for (const s of sockets) s.conn.on("drain", () => drained++);
+      // Broadcasts (one pre-encoded frame for all) interleaved in one tick
+      // with each socket's own packets and with a broadcast to a room:
+      // every client must see them in the order they were sent.
+      for (let n = 0; n < 5; n++) {
+        io.emit("all", n);
+        for (const s of sockets) s.emit("own", n);
+        io.to("half").emit("half", n);
+      }
+      const want = (i) =>
+        [0, 1, 2, 3, 4].flatMap((n) => [`all${n}`, `own${n}`, ...(i < 10 ? [`half${n}`] : [])]);
+      for (let i = 0; i < 400 && got.some((g, k) => g.length < want(k).length); i++) await sleep(5);
+      const index = new Map(sockets.map((s, i) => [s.id, i]));
+      for (const c of clients) {
+        const i = index.get(c.id);
+        assert.deepEqual(got[clients.indexOf(c)], want(i), `${name}: client ${i}`);
+      }
+      // Every write reached its socket: each one drained at least once.
+      assert.ok(drained >= sockets.length, `${name}: ${drained} drains`);
+    } finally {
+      for (const c of clients) c.disconnect();
+      await close();
+    }
+  }
+});

@@ -8,8 +8,7 @@ use crate::registry::{self, Shared};
 use crate::runtime::runtime;
 use eio_core::engine::stats::{Counter, Stats};
 use eio_core::engine::{
-    Config, Engine, ErrorCode, Event, EventQueue, HookReply, MessageRef, MiddlewareOutcome,
-    TransportKind,
+    Config, Engine, ErrorCode, Event, EventQueue, HookReply, MiddlewareOutcome, TransportKind,
 };
 use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};

@@ -1206,6 +1206,34 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_written_later_still_goes_before_what_is_sent_after_it() {
+        let t = setup(Config::default());
+        let (d, wire) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        s.ack_open();
+        let frame = Bytes::from_static(b"\x81\x024a");
+        assert!(s.send_pre_encoded_later(text("a"), frame, true));
+        // Left for a runtime worker: nothing written on this thread yet.
+        assert_eq!(wire.lock().writes, ["0"]);
+        assert_eq!(s.buffered(), 1);
+        // What is sent next goes behind it, in the same write.
+        assert!(s.send(text("b"), false, false));
+        assert_eq!(wire.lock().writes, ["0", "44"]);
+        // The worker's flush then finds nothing left.
+        s.flush_now();
+        assert_eq!(wire.lock().writes.len(), 2);
+        let drains: Vec<u32> = t
+            .events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Drain { callbacks, .. } => Some(*callbacks),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(drains, [1]);
+    }
+
+    #[test]
     fn max_buffered_bytes_closes_a_session_whose_client_does_not_read() {
         let t = setup(Config {
             max_buffered_bytes: Some(10),
