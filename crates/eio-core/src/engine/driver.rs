@@ -75,9 +75,6 @@ pub enum MessageRef<'a> {
     Text(&'a str),
     /// Binary data.
     Binary(&'a [u8]),
-    /// A whole WebSocket frame, encoded by the application (engine.io's
-    /// `wsPreEncodedFrame`), written as it is.
-    Frame(&'a [u8]),
 }
 
 /// What [`Driver::close_requested`] decided.

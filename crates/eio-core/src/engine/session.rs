@@ -443,17 +443,6 @@ impl Session {
         self.queue(packet, compress, callback, None, false)
     }
 
-    /// [`Session::send`] with a frame the application encoded itself
-    /// (engine.io's `wsPreEncodedFrame`): a WebSocket without compression
-    /// writes it instead of encoding `data`; polling encodes `data`.
-    pub fn send_pre_encoded(&self, data: PacketData, frame: Bytes, callback: bool) -> bool {
-        let packet = Packet {
-            kind: PacketType::Message,
-            data,
-        };
-        self.queue(packet, true, callback, Some(frame), false)
-    }
-
     /// [`Session::send`] for data the caller still owns, written at once
     /// when nothing is queued or in flight before it and the transport can
     /// write from the calling thread (and no `flush` listener needs the
@@ -477,7 +466,7 @@ impl Session {
         debug!(self, Scope::Socket, "sending packet \"message\" ({})", {
             match data {
                 MessageRef::Text(t) => t.to_string(),
-                MessageRef::Binary(b) | MessageRef::Frame(b) => {
+                MessageRef::Binary(b) => {
                     format!("<Buffer {} bytes>", b.len())
                 }
             }
@@ -490,8 +479,11 @@ impl Session {
         self.queue(packet, true, callback, None, true)
     }
 
-    /// [`Session::send_pre_encoded`], written by a runtime worker rather
-    /// than by the calling thread: the sessions given such a frame within
+    /// [`Session::send`] with a frame the application encoded itself
+    /// (engine.io's `wsPreEncodedFrame`): a WebSocket without compression
+    /// writes it instead of encoding `data`; polling encodes `data`.
+    /// Written by a runtime worker rather than by the calling thread: the
+    /// sessions given such a frame within
     /// one burst (a Socket.IO broadcast hands the same frame to each
     /// session in turn) are flushed together, off the caller's thread, by
     /// one wake of the runtime. Order is kept: the packet is in the buffer
@@ -1146,6 +1138,17 @@ mod tests {
             self.engine.events().drain()
         }
 
+        /// The callbacks of each `drain` event since the last read.
+        fn drains(&self) -> Vec<u32> {
+            self.events()
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Drain { callbacks, .. } => Some(*callbacks),
+                    _ => None,
+                })
+                .collect()
+        }
+
         fn close_of(&self) -> Option<(CloseReason, Option<String>)> {
             self.events().into_iter().find_map(|e| match e {
                 Event::Close {
@@ -1187,21 +1190,13 @@ mod tests {
         assert!(s.send(text("b"), false, true));
         assert!(s.send(text("c"), false, false));
         assert_eq!(s.buffered(), 3);
-        assert!(!t.events().iter().any(|e| matches!(e, Event::Drain { .. })));
+        assert!(t.drains().is_empty());
         s.drive_current(|f: &mut Fake, out| {
             f.open = true;
             f.flush(out);
         });
         assert_eq!(wire.lock().writes.last().unwrap(), "444");
-        let drains: Vec<u32> = t
-            .events()
-            .iter()
-            .filter_map(|e| match e {
-                Event::Drain { callbacks, .. } => Some(*callbacks),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(drains, [2]);
+        assert_eq!(t.drains(), [2]);
         assert!(s.writable());
     }
 
@@ -1222,15 +1217,7 @@ mod tests {
         // The worker's flush then finds nothing left.
         s.flush_now();
         assert_eq!(wire.lock().writes.len(), 2);
-        let drains: Vec<u32> = t
-            .events()
-            .iter()
-            .filter_map(|e| match e {
-                Event::Drain { callbacks, .. } => Some(*callbacks),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(drains, [1]);
+        assert_eq!(t.drains(), [1]);
     }
 
     #[test]

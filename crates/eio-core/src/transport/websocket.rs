@@ -865,9 +865,6 @@ impl DirectWrite for DirectTcp {
     }
 
     fn write_message(&self, data: MessageRef<'_>) -> Option<std::io::Result<Vec<u8>>> {
-        if let MessageRef::Frame(f) = data {
-            return Some(self.write(&[], f));
-        }
         if self.protocol != Protocol::V4 {
             return None;
         }
@@ -883,7 +880,6 @@ impl DirectWrite for DirectTcp {
                 frame::encode_header(&mut head, OP_BINARY, false, b.len());
                 b
             }
-            MessageRef::Frame(_) => unreachable!("written above"),
         };
         Some(self.write(&head, payload))
     }
