@@ -869,6 +869,7 @@ function summarize(sc, runs) {
     title: sc.title,
     unit: sc.unit,
     better: sc.better,
+    receivers: sc.receivers,
     servers: {},
     targets: sc.targets,
   };
@@ -1193,7 +1194,7 @@ function resultsMarkdown(info, rows, runsLog) {
       else if (e.heapPerSession !== undefined)
         d = `${Number.isFinite(e.heapPerSession) ? `JS heap ${fmt(e.heapPerSession)} B/session` : "no JS heap"}, RSS ${e.rssMiB.toFixed(0)} MiB at the last step`;
       else if (e.latencyMs !== undefined)
-        d = `all 1000 sessions received it ${e.latencyMs.toFixed(2)} ms after the first send (median session ${e.p50LatencyMs.toFixed(2)} ms), JS send loop ${e.jsLoopMs.toFixed(2)} ms`;
+        d = `all ${r.receivers || 1000} sessions received it ${e.latencyMs.toFixed(2)} ms after the first send (median session ${e.p50LatencyMs.toFixed(2)} ms, p99 ${e.p99LatencyMs.toFixed(2)} ms), JS send loop ${e.jsLoopMs.toFixed(2)} ms`;
       if (d) md.push(`| ${r.name} | ${SERVERS[kind]} | ${d} |`);
     }
   }
