@@ -427,15 +427,14 @@ impl Engine {
             // Cleared before the batch is taken: a session added after the
             // take schedules a new run.
             deferred.scheduled.store(false, Ordering::Release);
-            let batch = std::mem::take(&mut *deferred.sessions.lock());
-            // Large bursts are shared among the workers.
-            let mut chunks = batch.chunks(FLUSH_CHUNK);
-            let first = chunks.next().map(<[_]>::to_vec);
-            for chunk in chunks {
-                let chunk = chunk.to_vec();
+            let mut batch = std::mem::take(&mut *deferred.sessions.lock());
+            // Large bursts are shared among the workers (sessions are
+            // independent: their order among themselves does not matter).
+            while batch.len() > FLUSH_CHUNK {
+                let chunk = batch.split_off(batch.len() - FLUSH_CHUNK);
                 rt.spawn(async move { chunk.iter().for_each(|s| s.flush_now()) });
             }
-            first.iter().flatten().for_each(|s| s.flush_now());
+            batch.iter().for_each(|s| s.flush_now());
         });
     }
 

@@ -14,6 +14,7 @@ use crate::protocol::Framing;
 use crate::protocol::{Packet, PacketData, PacketType, Protocol, Str};
 use bytes::Bytes;
 use parking_lot::Mutex;
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -393,29 +394,20 @@ impl Session {
         f: impl FnOnce(Role<'_, D>, &mut Outbox<'_>) -> R,
     ) -> R {
         let mut guard = self.state.lock();
-        let st = &mut *guard;
-        let kind = st.transport.kind();
-        let role = if st.transport.id() == id {
-            downcast::<D>(&mut st.transport).map_or(Role::Gone, Role::Current)
-        } else {
-            match &mut st.candidate {
-                Some(c) if c.driver.id() == id => {
-                    downcast::<D>(&mut c.driver).map_or(Role::Gone, |_| Role::Candidate)
-                }
-                _ => Role::Gone,
-            }
-        };
-        let mut out = Outbox {
-            session: self,
-            core: &mut st.core,
-            kind,
-            close: None,
-        };
-        let r = f(role, &mut out);
-        if let Some((reason, description)) = out.close.take() {
-            self.close_locked(st, reason, description);
-        }
-        r
+        let candidate = matches!(&guard.candidate,
+            Some(c) if c.driver.id() == id && (c.driver.as_ref() as &dyn Any).is::<D>());
+        self.run(&mut guard, |t, out| {
+            let role = if t.id() == id {
+                t.as_any_mut()
+                    .downcast_mut::<D>()
+                    .map_or(Role::Gone, Role::Current)
+            } else if candidate {
+                Role::Candidate
+            } else {
+                Role::Gone
+            };
+            f(role, out)
+        })
     }
 
     /// [`Session::drive`] for the current transport if it is a `D`, for
@@ -1011,11 +1003,6 @@ impl Session {
         });
         st.tasks.push(task.abort_handle());
     }
-}
-
-/// `driver` as a `D`, if it is one.
-fn downcast<D: Driver>(driver: &mut Box<dyn Driver>) -> Option<&mut D> {
-    driver.as_any_mut().downcast_mut::<D>()
 }
 
 /// engine.io's session rules, checked over a stand-in transport: no socket,

@@ -137,6 +137,9 @@ fn old_ie(req: &RequestInfo) -> bool {
 /// The headers engine.io's polling transport adds to a 200 before the
 /// `headers` listeners see them.
 fn transport_headers(res: &mut HttpResponse, old_ie: bool) {
+    if res.status != 200 {
+        return;
+    }
     if old_ie {
         res.headers.push(("X-XSS-Protection".into(), "0".into()));
     }
@@ -532,16 +535,12 @@ fn poll_now(
 ) -> Served {
     let ie = old_ie(req);
     let got = get(engine, session, req, move |mut res| {
-        if res.status == 200 {
-            transport_headers(&mut res, ie);
-        }
+        transport_headers(&mut res, ie);
         answer(res)
     });
     match got {
         Got::Now(mut res) => {
-            if res.status == 200 {
-                transport_headers(&mut res, ie);
-            }
+            transport_headers(&mut res, ie);
             Served::Respond(res)
         }
         Got::Held(poll) => Served::Held {
