@@ -18,7 +18,7 @@ if ! [[ "$secs" =~ ^[0-9]+$ ]]; then
 fi
 cd "$(dirname "$0")"
 
-targets=(v4_packet v4_payload v3_string_payload v3_binary_payload v3_ws_packet jsonp_body ws_frames ws_extensions query)
+targets=(v4_packet v4_payload v3_string_payload v3_binary_payload v3_ws_packet jsonp_body ws_frames ws_extensions query stream_packets)
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     echo "fuzz/run.sh: no nightly toolchain, so libFuzzer cannot run here." >&2

@@ -14,6 +14,7 @@ mod packet;
 mod payload;
 pub mod pool;
 mod str;
+pub mod stream;
 pub mod v3;
 pub mod ws;
 

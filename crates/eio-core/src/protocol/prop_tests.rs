@@ -236,4 +236,38 @@ proptest! {
         // than it has characters.
         prop_assert!(v3::decode_payload_string(s.as_str()).count() <= s.len() + 1);
     }
+
+    #[test]
+    fn stream_framing_round_trips_in_any_chunks(
+        packets in prop::collection::vec(packet_v4(), 0..8),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        use super::stream::{encode_stream_packet, StreamDecoder};
+        // An empty binary message cannot be framed (its zero length is
+        // refused, as engine.io-parser refuses it).
+        let packets: Vec<_> = packets
+            .into_iter()
+            .filter(|p| !matches!(&p.data, PacketData::Binary(b) if b.is_empty()))
+            .collect();
+        let mut wire = Vec::new();
+        for p in &packets {
+            encode_stream_packet(&mut wire, p);
+        }
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+        at.sort_unstable();
+        let mut decoder = StreamDecoder::new(1 << 20);
+        let mut out = Vec::new();
+        let mut from = 0;
+        for to in at.into_iter().chain([wire.len()]) {
+            decoder.feed(&wire[from..to], &mut out).unwrap();
+            from = to;
+        }
+        prop_assert_eq!(out, packets);
+    }
+
+    #[test]
+    fn stream_decoder_never_panics(b in wire_bytes(), max in 0usize..300) {
+        let mut out = Vec::new();
+        let _ = super::stream::StreamDecoder::new(max).feed(&b, &mut out);
+    }
 }
