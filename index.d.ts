@@ -2,7 +2,7 @@
 
 import { EventEmitter } from "events";
 
-export type TransportName = "polling" | "websocket";
+export type TransportName = "polling" | "websocket" | "webtransport";
 
 export interface ServerOptions {
   pingTimeout?: number;
@@ -28,10 +28,45 @@ export interface ServerOptions {
    * 300000; 0 disables it.
    */
   requestTimeout?: number;
+  /**
+   * eio-rs: the engine's own WebTransport endpoint (HTTP/3 on UDP), served
+   * when `transports` includes `"webtransport"`. With `listen()` the UDP port
+   * defaults to the listener's port number; with `attach()` or `new Server()`
+   * give `port` (0: any free port; see `webTransportAddress()`).
+   */
+  webtransport?: WebTransportOptions;
   allowRequest?: (
     req: EngineRequest,
     fn: (err: string | null | undefined, ok: boolean) => void,
   ) => void;
+}
+
+/** The `webtransport` option: where the endpoint listens, and its certificate. */
+export interface WebTransportOptions {
+  /** The UDP port (0: any free one). */
+  port?: number;
+  /** The address to bind; all interfaces (IPv6 and IPv4) by default. */
+  host?: string;
+  /** The private key, PEM (PKCS#8, PKCS#1 RSA or SEC1 EC), unencrypted. */
+  key: string | Buffer | Array<string | Buffer>;
+  /**
+   * The certificate chain, PEM. Browsers accept a self-signed one through
+   * `serverCertificateHashes` when it is ECDSA P-256 and valid for at most 14 days.
+   */
+  cert: string | Buffer | Array<string | Buffer>;
+}
+
+/**
+ * A WebTransport session as `@fails-components/webtransport`'s `Http3Server`
+ * hands it over (WHATWG streams), for `onWebTransportSession()`.
+ */
+export interface WebTransportSession {
+  readonly incomingBidirectionalStreams: ReadableStream<{
+    readable: ReadableStream<Uint8Array>;
+    writable: WritableStream<Uint8Array>;
+  }>;
+  readonly closed: Promise<unknown>;
+  close(info?: { closeCode?: number; reason?: string }): void;
 }
 
 /** The `ws` permessage-deflate options eio-rs honours. */
@@ -113,6 +148,7 @@ export declare class Socket extends EventEmitter {
   readonly id: string;
   readonly server: Server;
   readonly protocol: number;
+  /** The handshake request (null, as in engine.io, for a session handed to `onWebTransportSession()`). */
   readonly request: EngineRequest;
   readonly remoteAddress: string;
   readonly readyState: "opening" | "open" | "closing" | "closed";
@@ -227,6 +263,15 @@ export declare class Server extends EventEmitter {
   metrics(): string;
   use(fn: (req: unknown, res: unknown, next: (err?: unknown) => void) => void): void;
   upgrades(transport: TransportName): string[];
+  /**
+   * Serves a WebTransport session the application's own HTTP/3 server
+   * accepted on the engine path (engine.io's method). As in engine.io, the
+   * session is closed when a middleware is registered, and `socket.request`
+   * is null.
+   */
+  onWebTransportSession(session: WebTransportSession): Promise<void>;
+  /** eio-rs: where the `webtransport` option's endpoint listens (UDP), or null. */
+  webTransportAddress(): { address: string; family: string; port: number } | null;
   on(event: "connection", listener: (socket: Socket) => void): this;
   on(event: "connection_error", listener: (err: ConnectionError) => void): this;
   on(event: string, listener: (...args: any[]) => void): this;

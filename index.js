@@ -18,8 +18,9 @@ const protocol = parser.protocol;
 
 /** The transports, with what each may upgrade to. */
 const transports = {
-  polling: { upgradesTo: ["websocket"], handlesUpgrades: false },
+  polling: { upgradesTo: ["websocket", "webtransport"], handlesUpgrades: false },
   websocket: { upgradesTo: [], handlesUpgrades: true },
+  webtransport: { upgradesTo: [], handlesUpgrades: false },
 };
 
 /**

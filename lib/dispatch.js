@@ -243,7 +243,9 @@ function request(server, raw) {
  * `socket.request` is made from when first read.
  */
 function lazyRequest(server, raw) {
-  return server._requests.get(raw[1]) || raw[0];
+  const held = server._requests.get(raw[1]);
+  // null: a session with no request (one handed to onWebTransportSession).
+  return held !== undefined ? held : raw[0];
 }
 
 function onHook(server, id, hook, req, extra) {

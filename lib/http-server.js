@@ -2,6 +2,7 @@
 
 const { EventEmitter } = require("events");
 const { tlsOptions, tlsOptionError } = require("./options");
+const webtransport = require("./webtransport");
 
 /**
  * `engine.httpServer` for `listen()`: the listener is native (hyper on the
@@ -50,6 +51,15 @@ class NativeHttpServer extends EventEmitter {
     }
     this._id = info.id;
     this._address = { address: info.address, family: info.family, port: info.port };
+    if (!this._engine._webTransport) {
+      // WebTransport on the listener's port number (UDP), unless the
+      // `webtransport` option names another.
+      try {
+        webtransport.open(this._engine, info.port, host || undefined);
+      } catch (err) {
+        process.nextTick(() => this.emit("error", err));
+      }
+    }
     this.listening = true;
     this._keepAlive();
     process.nextTick(() => this.emit("listening"));

@@ -4,6 +4,7 @@ const { EventEmitter } = require("events");
 const { BindingEngine } = require("../binding");
 const { Socket, LISTEN } = require("./socket");
 const bridge = require("./bridge");
+const webtransport = require("./webtransport");
 const { drain } = require("./dispatch");
 const { withDefaults, bindingOptions, computePath } = require("./options");
 const { lazyQuery } = require("./request");
@@ -56,6 +57,29 @@ class Server extends EventEmitter {
     this.on("removeListener", (event) => this._listenerRemoved(event));
     if (this.opts.cors) this.use(require("cors")(this.opts.cors));
     this._updateHooks();
+    // The `webtransport` option's endpoint (with `listen()`, the port may
+    // come from the listener: see NativeHttpServer#listen).
+    this._webTransport = null;
+    webtransport.open(this);
+  }
+
+  /**
+   * The address of the engine's WebTransport endpoint (UDP), like
+   * `server.address()`, or null when it has none.
+   * @returns {{ address: string, family: string, port: number } | null}
+   */
+  webTransportAddress() {
+    return this._webTransport ? Object.assign({}, this._webTransport) : null;
+  }
+
+  /**
+   * engine.io's `onWebTransportSession()`: serves a WebTransport session
+   * accepted by the application's own HTTP/3 server.
+   * @param {object} session a WebTransport session (WHATWG streams)
+   * @returns {Promise<void>}
+   */
+  onWebTransportSession(session) {
+    return webtransport.onSession(this, session);
   }
 
   /**
@@ -95,11 +119,12 @@ class Server extends EventEmitter {
   /** Returns the transports a session on `transport` may upgrade to. */
   upgrades(transport) {
     if (!this.opts.allowUpgrades) return [];
-    return transport === "polling" ? ["websocket"] : [];
+    return transport === "polling" ? ["websocket", "webtransport"] : [];
   }
 
   /** Closes every session (`close(true)` on each). */
   close() {
+    webtransport.close(this);
     this._native.close();
     return this;
   }
@@ -321,7 +346,7 @@ class Server extends EventEmitter {
     // may close that connection before anything asks for
     // `socket.remoteAddress` (Socket.IO's handshake does), and Bun, unlike
     // Node, forgets it then.
-    if (typeof req !== "string" && req.connection) {
+    if (req && typeof req !== "string" && req.connection) {
       socket._remoteAddress = req.connection.remoteAddress;
     }
     this._sockets.set(handle, socket);

@@ -146,7 +146,8 @@ class Socket extends EventEmitter {
   get remoteAddress() {
     // Kept at the handshake for a Node request (see Server#_onConnection).
     if (this._remoteAddress !== undefined) return this._remoteAddress;
-    return this.request.connection.remoteAddress;
+    const req = this.request;
+    return req ? req.connection.remoteAddress : undefined;
   }
 
   _transportName() {

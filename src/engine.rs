@@ -13,6 +13,7 @@ use eio_core::engine::{
 use eio_core::server::bridge::{Bridge, NodeRequest};
 use eio_core::server::native::{NativeServer, RouteOptions};
 use eio_core::server::tls::Tls;
+use eio_core::server::webtransport::{WtEndpoint, WtError, WtSettings};
 use eio_core::transport::polling::{self, PostFailure};
 use eio_core::transport::websocket::Opening;
 use eio_core::transport::{Headers, HttpResponse};
@@ -178,6 +179,7 @@ impl BindingEngine {
             engine,
             listeners: Mutex::new(HashMap::new()),
             bridge: Arc::new(Bridge::default()),
+            webtransport: Mutex::new(None),
             last_frame: Mutex::default(),
         });
         let weak: Weak<Shared> = Arc::downgrade(&shared);
@@ -513,6 +515,80 @@ impl BindingEngine {
             family: if addr.is_ipv6() { "IPv6" } else { "IPv4" }.into(),
             port: addr.port() as u32,
         })
+    }
+
+    /// Opens the engine's WebTransport endpoint (the `webtransport` option):
+    /// HTTP/3 on UDP `host:port` (all interfaces when no host) with `tls`'s
+    /// certificate. Errors as for `listen`.
+    #[napi(catch_unwind)]
+    pub fn listen_web_transport(
+        &self,
+        host: Option<String>,
+        port: u32,
+        tls: TlsOptions,
+    ) -> Result<ListenInfo> {
+        let port = u16::try_from(port).map_err(|_| {
+            napi::Error::new(
+                Status::InvalidArg,
+                "option `webtransport.port` must be 0..65535",
+            )
+        })?;
+        let settings = WtSettings {
+            host,
+            port,
+            tls: settings(&tls)?,
+        };
+        let mut slot = self.shared.webtransport.lock();
+        if let Some(old) = slot.take() {
+            old.close();
+        }
+        let endpoint = WtEndpoint::bind(self.engine().clone(), self.routes.clone(), &settings)
+            .map_err(|e| match e {
+                WtError::Tls(e) => tls_error(e),
+                WtError::Io(e) => io_error(e),
+            })?;
+        let addr = endpoint.local_addr();
+        *slot = Some(endpoint);
+        Ok(ListenInfo {
+            id: 0,
+            address: addr.ip().to_string(),
+            family: if addr.is_ipv6() { "IPv6" } else { "IPv4" }.into(),
+            port: addr.port() as u32,
+        })
+    }
+
+    /// Closes the WebTransport endpoint and its sessions' connections; the
+    /// port is free when this returns. False when none was open.
+    #[napi(catch_unwind)]
+    pub fn close_web_transport(&self) -> bool {
+        match self.shared.webtransport.lock().take() {
+            Some(endpoint) => {
+                endpoint.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The WebTransport endpoint's QUIC connections: `[open, pending]`,
+    /// where pending ones have not yet opened their session's stream.
+    #[napi(catch_unwind)]
+    pub fn web_transport_connections(&self) -> Option<Vec<u32>> {
+        let slot = self.shared.webtransport.lock();
+        let e = slot.as_ref()?;
+        Some(vec![e.connections() as u32, e.pending() as u32])
+    }
+
+    /// Takes the first bidirectional stream of a WebTransport session the
+    /// application accepted itself (`onWebTransportSession`): JS carries its
+    /// bytes (`bridgeData`/`bridgeEnd`, `BRIDGE_WRITE` events, whose end
+    /// means "close the session"). Its first packet must come within
+    /// `withinMs`. Returns the carried connection's number.
+    #[napi(catch_unwind)]
+    pub fn web_transport_session(&self, within_ms: f64) -> f64 {
+        let within = std::time::Duration::from_millis(within_ms.max(0.0) as u64);
+        let bridge = &self.shared.bridge;
+        bridge.webtransport(self.engine(), &self.routes.path, within) as f64
     }
 
     /// Node's `server.setSecureContext()`: the TLS listener `id` uses `tls`

@@ -192,12 +192,14 @@ impl TryFrom<BindingOptions> for (Config, RouteOptions) {
     fn try_from(o: BindingOptions) -> napi::Result<Self> {
         let mut polling = false;
         let mut websocket = false;
+        let mut webtransport = false;
         for t in &o.transports {
             match t.as_str() {
                 "polling" => polling = true,
                 "websocket" => websocket = true,
-                // engine.io accepts names it does not run (webtransport);
-                // they are simply never offered.
+                "webtransport" => webtransport = true,
+                // engine.io accepts names it does not know; they are
+                // simply never offered.
                 _ => {}
             }
         }
@@ -212,6 +214,7 @@ impl TryFrom<BindingOptions> for (Config, RouteOptions) {
             max_http_buffer_size: o.max_http_buffer_size as usize,
             polling,
             websocket,
+            webtransport,
             allow_upgrades: o.allow_upgrades,
             allow_eio3: o.allow_eio3,
             initial_packet,

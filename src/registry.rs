@@ -7,6 +7,7 @@
 use eio_core::engine::Engine;
 use eio_core::server::bridge::Bridge;
 use eio_core::server::native::NativeServer;
+use eio_core::server::webtransport::WtEndpoint;
 use napi::bindgen_prelude::Float64Array;
 use napi::{Result, Status};
 use parking_lot::Mutex;
@@ -20,6 +21,9 @@ pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) listeners: Mutex<HashMap<u64, NativeServer>>,
     pub(crate) bridge: Arc<Bridge>,
+    /// The WebTransport endpoint, while the `webtransport` option has one
+    /// open.
+    pub(crate) webtransport: Mutex<Option<WtEndpoint>>,
     /// The last pre-encoded frame sent: a broadcast hands the same frame to
     /// every session, which then share one copy.
     pub(crate) last_frame: Mutex<bytes::Bytes>,
@@ -40,6 +44,9 @@ impl Shared {
     pub(crate) fn shutdown(&self) {
         for (_, l) in self.listeners.lock().drain() {
             drop(l.close());
+        }
+        if let Some(wt) = self.webtransport.lock().take() {
+            wt.close();
         }
         self.engine.close();
     }

@@ -41,26 +41,35 @@ pub enum TransportKind {
     Polling,
     /// WebSocket.
     WebSocket,
+    /// WebTransport (HTTP/3): one bidirectional stream of framed packets.
+    WebTransport,
 }
 
 impl TransportKind {
     /// Every transport, in order.
-    pub const ALL: [TransportKind; 2] = [TransportKind::Polling, TransportKind::WebSocket];
+    pub const ALL: [TransportKind; 3] = [
+        TransportKind::Polling,
+        TransportKind::WebSocket,
+        TransportKind::WebTransport,
+    ];
 
     /// engine.io's name for it.
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::Polling => "polling",
             TransportKind::WebSocket => "websocket",
+            TransportKind::WebTransport => "webtransport",
         }
     }
 
     /// Whether a session on this transport may move to `to` (engine.io's
-    /// `upgradesTo`).
+    /// `upgradesTo`; a WebSocket session may also move to WebTransport,
+    /// which engine.io does not offer).
     pub fn upgrades_to(self, to: TransportKind) -> bool {
+        use TransportKind::*;
         matches!(
             (self, to),
-            (TransportKind::Polling, TransportKind::WebSocket)
+            (Polling, WebSocket) | (Polling, WebTransport) | (WebSocket, WebTransport)
         )
     }
 
@@ -69,6 +78,7 @@ impl TransportKind {
         match name {
             "polling" => Some(TransportKind::Polling),
             "websocket" => Some(TransportKind::WebSocket),
+            "webtransport" => Some(TransportKind::WebTransport),
             _ => None,
         }
     }
@@ -89,6 +99,9 @@ pub struct Config {
     pub polling: bool,
     /// Whether `transports` includes `websocket`.
     pub websocket: bool,
+    /// Whether `transports` includes `webtransport` (off by default, as in
+    /// engine.io).
+    pub webtransport: bool,
     /// `allowUpgrades`.
     pub allow_upgrades: bool,
     /// `allowEIO3`.
@@ -125,6 +138,7 @@ impl Default for Config {
             max_http_buffer_size: 1_000_000,
             polling: true,
             websocket: true,
+            webtransport: false,
             allow_upgrades: true,
             allow_eio3: false,
             initial_packet: None,
@@ -143,16 +157,24 @@ impl Config {
         match kind {
             TransportKind::Polling => self.polling,
             TransportKind::WebSocket => self.websocket,
+            TransportKind::WebTransport => self.webtransport,
         }
     }
 
-    /// The upgrades offered to a session that starts on `kind`.
-    pub fn upgrades(&self, kind: TransportKind) -> &'static [&'static str] {
-        if kind == TransportKind::Polling && self.allow_upgrades && self.websocket {
-            &["websocket"]
-        } else {
-            &[]
+    /// The upgrades offered to a session that starts on `kind`: the
+    /// enabled transports it may move to. Only polling sessions are offered
+    /// any: engine.io-client's WebSocket transport cannot pause, so a
+    /// client that probed from it would never finish the upgrade (a
+    /// WebSocket session still moves to WebTransport when a client asks).
+    pub fn upgrades(&self, kind: TransportKind) -> Vec<&'static str> {
+        if !self.allow_upgrades || kind != TransportKind::Polling {
+            return Vec::new();
         }
+        TransportKind::ALL
+            .into_iter()
+            .filter(|to| kind.upgrades_to(*to) && self.enabled(*to))
+            .map(TransportKind::name)
+            .collect()
     }
 }
 

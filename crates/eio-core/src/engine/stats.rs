@@ -49,6 +49,7 @@ const COUNTERS: usize = BY_TRANSPORT + 4 * TransportKind::ALL.len();
 impl Counter {
     fn index(self) -> usize {
         let t = |k: TransportKind| k as usize;
+        const N: usize = TransportKind::ALL.len();
         match self {
             Counter::Handshake => 0,
             Counter::UpgradeStarted => 1,
@@ -57,9 +58,9 @@ impl Counter {
             Counter::Close(r) => CLOSES + r as usize,
             Counter::Refused(c) => REFUSED + c as usize,
             Counter::MessageIn(k) => BY_TRANSPORT + t(k),
-            Counter::MessageOut(k) => BY_TRANSPORT + 2 + t(k),
-            Counter::BytesIn(k) => BY_TRANSPORT + 4 + t(k),
-            Counter::BytesOut(k) => BY_TRANSPORT + 6 + t(k),
+            Counter::MessageOut(k) => BY_TRANSPORT + N + t(k),
+            Counter::BytesIn(k) => BY_TRANSPORT + 2 * N + t(k),
+            Counter::BytesOut(k) => BY_TRANSPORT + 3 * N + t(k),
         }
     }
 }

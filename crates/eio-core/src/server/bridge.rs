@@ -4,12 +4,16 @@
 //! descriptor) or as a byte stream the application carries (TLS, and the
 //! stream of an HTTP/2 extended CONNECT, RFC 8441).
 
-use crate::engine::{method_name, Engine, Event, Fields, RequestInfo};
+use crate::engine::{method_name, Engine, Event, EventQueue, Fields, RequestInfo};
+use crate::protocol::stream::frame_parts;
 use crate::transport::polling::{self, Served};
 use crate::transport::websocket::{self, Opening, UpgradeAnswer};
+use crate::transport::webtransport::{self, Admitted, WtIo};
 use crate::transport::ws::WsIo;
 use crate::transport::Headers;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -17,7 +21,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -313,12 +318,8 @@ impl Bridge {
     ) -> u64 {
         let id = engine.next_id();
         let info = Arc::new(req.into_info(id));
-        let (engine_side, app_side) = tokio::io::duplex(64 * 1024);
-        let (mut app_read, mut app_write) = tokio::io::split(app_side);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-        self.conns.lock().insert(id, tx);
-        let rt = engine.runtime();
-        rt.spawn(serve_upgrade(
+        let engine_side = self.carry(engine, id);
+        engine.runtime().spawn(serve_upgrade(
             engine.clone(),
             info,
             WsIo::other(engine_side),
@@ -326,6 +327,49 @@ impl Bridge {
             extra,
             opening,
         ));
+        id
+    }
+
+    /// Serves the first bidirectional stream of a WebTransport session the
+    /// application handed over (engine.io's `onWebTransportSession`), whose
+    /// bytes JS carries as with [`Bridge::upgrade_bytes`]; the end of the
+    /// bytes to it means "close the session". Its first packet must come
+    /// within `within`. There is no request to check: the session's request
+    /// is a `CONNECT` of the engine's `path`, which JS shows as none.
+    pub fn webtransport(&self, engine: &Engine, path: &str, within: Duration) -> u64 {
+        let id = engine.next_id();
+        let url = format!("{path}?EIO=4&transport=webtransport");
+        let mut info = RequestInfo::new("CONNECT", url, "3", Vec::new(), None);
+        info.id = id;
+        info.held_by_app = true;
+        info.encrypted = true;
+        let request = engine.open_request(Arc::new(info));
+        let io = Box::new(CarriedWt {
+            io: self.carry(engine, id),
+            events: engine.events().clone(),
+            id,
+        });
+        let deadline = tokio::time::Instant::now() + within;
+        engine.runtime().spawn(webtransport::serve(
+            engine.clone(),
+            request,
+            Admitted::Handed,
+            None,
+            io,
+            deadline,
+        ));
+        id
+    }
+
+    /// The engine's end of carried connection `id`: bytes from
+    /// [`Bridge::data`] come out of it, and what is written to it goes to
+    /// the application as [`Event::BridgeWrite`].
+    fn carry(&self, engine: &Engine, id: u64) -> DuplexStream {
+        let (engine_side, app_side) = tokio::io::duplex(64 * 1024);
+        let (mut app_read, mut app_write) = tokio::io::split(app_side);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        self.conns.lock().insert(id, tx);
+        let rt = engine.runtime();
         rt.spawn(async move {
             while let Some(chunk) = rx.recv().await {
                 if app_write.write_all(&chunk).await.is_err() {
@@ -353,7 +397,7 @@ impl Bridge {
                 end: true,
             });
         });
-        id
+        engine_side
     }
 
     /// Bytes from the client of a carried connection.
@@ -366,5 +410,40 @@ impl Bridge {
     /// The client side of a carried connection ended.
     pub fn end(&self, id: u64) {
         self.conns.lock().remove(&id);
+    }
+}
+
+/// A handed-over WebTransport stream, carried by JS: read from the
+/// carried bytes; written as one event per header and per payload, the
+/// chunks engine.io writes to such a stream.
+struct CarriedWt {
+    io: DuplexStream,
+    events: Arc<EventQueue>,
+    id: u64,
+}
+
+impl WtIo for CarriedWt {
+    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, std::io::Result<usize>> {
+        self.io.read(buf).boxed()
+    }
+
+    fn write_all<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
+        for part in frame_parts(data) {
+            self.events.push(Event::BridgeWrite {
+                conn: self.id,
+                data: Bytes::copy_from_slice(part),
+                end: false,
+            });
+        }
+        std::future::ready(Ok(())).boxed()
+    }
+
+    /// The end of the carried bytes (after what was written): JS finishes
+    /// the stream and closes the session.
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        async move {
+            let _ = self.io.shutdown().await;
+        }
+        .boxed()
     }
 }

@@ -6,3 +6,4 @@
 pub mod bridge;
 pub mod native;
 pub mod tls;
+pub mod webtransport;

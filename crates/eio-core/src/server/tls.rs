@@ -157,6 +157,20 @@ fn server_config(s: &TlsSettings) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
+/// The configuration of the WebTransport endpoint from the same options:
+/// QUIC runs TLS 1.3 only, speaks `h3`, and has no client certificates.
+pub(crate) fn quic_server_config(s: &TlsSettings) -> Result<ServerConfig, TlsError> {
+    let s = TlsSettings {
+        min_version: Some("TLSv1.3".into()),
+        max_version: None,
+        request_cert: false,
+        ..s.clone()
+    };
+    let mut config = server_config(&s)?;
+    config.alpn_protocols = vec![b"h3".to_vec()];
+    Ok(config)
+}
+
 fn versions(s: &TlsSettings) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
     let rank = |option: &'static str, v: &Option<String>, default: u8| match v.as_deref() {
         None => Ok(default),

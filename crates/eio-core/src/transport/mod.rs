@@ -4,6 +4,7 @@
 
 pub mod polling;
 pub mod websocket;
+pub mod webtransport;
 pub mod ws;
 
 pub use crate::http::{Header, Headers, HttpResponse};

@@ -1,0 +1,441 @@
+//! The WebTransport endpoint: HTTP/3 over QUIC on a UDP port, opened by the
+//! `webtransport` option of `listen()` and `attach()` engines (`wtransport`
+//! on quinn and rustls; see DESIGN in ARCHITECTURE.md for why).
+//!
+//! A session's CONNECT request goes through the engine's checks like any
+//! other request (middlewares, `verify`, `allowRequest`); its first
+//! bidirectional stream then goes to the WebTransport transport.
+
+use super::native::RouteOptions;
+use super::tls::{quic_server_config, TlsError, TlsSettings};
+use crate::engine::log::{debug, Scope};
+use crate::engine::{Admission, Engine, RequestError, RequestInfo, TransportKind, Verified};
+use crate::error::ErrorCode;
+use crate::http::Fields;
+use crate::protocol::Protocol;
+use crate::transport::webtransport::{serve, Admitted, WtIo, CLOSE_LINGER};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde_json::json;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use wtransport::endpoint::endpoint_side::Server;
+use wtransport::endpoint::{IncomingSession, SessionRequest};
+use wtransport::{Connection, Endpoint, RecvStream, SendStream, ServerConfig, VarInt};
+
+/// The `webtransport` option: where to listen, and the certificate.
+#[derive(Debug, Clone, Default)]
+pub struct WtSettings {
+    /// The address to bind (all interfaces, IPv6 and IPv4, when `None`).
+    pub host: Option<String>,
+    /// The UDP port (0: any free one).
+    pub port: u16,
+    /// The certificate and key, as Node's TLS options give them.
+    pub tls: TlsSettings,
+}
+
+/// Why the endpoint could not open.
+#[derive(Debug)]
+pub enum WtError {
+    /// The certificate or key.
+    Tls(TlsError),
+    /// The UDP socket (`EADDRINUSE`, ...).
+    Io(io::Error),
+}
+
+impl fmt::Display for WtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WtError::Tls(e) => e.fmt(f),
+            WtError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for WtError {}
+
+/// The most QUIC connections the endpoint lets be under way before their
+/// session's first stream: past it, new ones are refused, so clients that
+/// connect and never open a session cannot grow memory without bound.
+pub const MAX_PENDING: usize = 4096;
+
+/// An open WebTransport endpoint. Dropping it does not close it: call
+/// [`WtEndpoint::close`].
+pub struct WtEndpoint {
+    endpoint: Arc<Endpoint<Server>>,
+    addr: SocketAddr,
+    pending: Arc<AtomicUsize>,
+    accept: tokio::task::AbortHandle,
+    rt: tokio::runtime::Handle,
+}
+
+impl fmt::Debug for WtEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WtEndpoint")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl WtEndpoint {
+    /// Binds the UDP port now (so errors reach the caller) and serves
+    /// WebTransport sessions on the engine's path.
+    pub fn bind(
+        engine: Engine,
+        routes: RouteOptions,
+        settings: &WtSettings,
+    ) -> Result<Self, WtError> {
+        let tls = quic_server_config(&settings.tls).map_err(WtError::Tls)?;
+        let addr = match settings.host.as_deref() {
+            None => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), settings.port),
+            Some(h) => {
+                use std::net::ToSocketAddrs;
+                (h, settings.port)
+                    .to_socket_addrs()
+                    .map_err(WtError::Io)?
+                    .next()
+                    .ok_or_else(|| {
+                        WtError::Io(io::Error::new(
+                            io::ErrorKind::AddrNotAvailable,
+                            "no address to bind",
+                        ))
+                    })?
+            }
+        };
+        let cfg = engine.config();
+        // QUIC's own idle limit stays above the engine's heartbeat, which
+        // is what decides that a client is gone.
+        let idle = (cfg.ping_interval + cfg.ping_timeout + Duration::from_secs(5))
+            .max(Duration::from_secs(30));
+        let builder = if settings.host.is_none() {
+            ServerConfig::builder().with_bind_default(settings.port)
+        } else {
+            ServerConfig::builder().with_bind_address(addr)
+        };
+        let config = builder
+            .with_custom_tls(tls)
+            .max_idle_timeout(Some(idle))
+            .map_err(|e| WtError::Io(io::Error::other(e.to_string())))?
+            .build();
+        let rt = engine.runtime().clone();
+        let endpoint = {
+            let _enter = rt.enter();
+            Arc::new(Endpoint::server(config).map_err(WtError::Io)?)
+        };
+        let addr = endpoint.local_addr().map_err(WtError::Io)?;
+        let pending = Arc::new(AtomicUsize::new(0));
+        let front = Arc::new(Front {
+            engine,
+            routes,
+            pending: pending.clone(),
+        });
+        let accept = rt
+            .spawn(accept_loop(endpoint.clone(), front))
+            .abort_handle();
+        Ok(WtEndpoint {
+            endpoint,
+            addr,
+            pending,
+            accept,
+            rt,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// QUIC connections whose session has not yet opened its stream.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// QUIC connections open, sessions and handshakes alike.
+    pub fn connections(&self) -> usize {
+        self.endpoint.open_connections()
+    }
+
+    /// Stops accepting and closes every connection. Returns once the UDP
+    /// port is free again (QUIC lets closed connections drain for a few
+    /// round trips first), or after [`CLOSE_WAIT`] at worst.
+    pub fn close(self) {
+        self.accept.abort();
+        self.endpoint
+            .close(VarInt::from_u32(0), b"server shutting down");
+        let (done, freed) = std::sync::mpsc::channel();
+        let endpoint = self.endpoint;
+        let addr = self.addr;
+        self.rt.spawn(async move {
+            endpoint.wait_idle().await;
+            // The last handle: quinn's driver ends and lets go of the
+            // socket once it sees it, on its own task.
+            drop(endpoint);
+            let deadline = Instant::now() + CLOSE_WAIT;
+            while Instant::now() < deadline && std::net::UdpSocket::bind(addr).is_err() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = done.send(());
+        });
+        let _ = freed.recv_timeout(CLOSE_WAIT + Duration::from_millis(100));
+    }
+}
+
+/// The longest [`WtEndpoint::close`] waits for the port to be free.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// What every session of an endpoint shares.
+struct Front {
+    engine: Engine,
+    routes: RouteOptions,
+    pending: Arc<AtomicUsize>,
+}
+
+/// Counts a connection as pending until dropped.
+struct Pending(Arc<AtomicUsize>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(endpoint: Arc<Endpoint<Server>>, front: Arc<Front>) {
+    loop {
+        let incoming = endpoint.accept().await;
+        if front.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
+            front.pending.fetch_sub(1, Ordering::AcqRel);
+            incoming.refuse();
+            continue;
+        }
+        let pending = Pending(front.pending.clone());
+        let front = front.clone();
+        tokio::spawn(async move {
+            // A panic here ends this session alone.
+            let _ = std::panic::AssertUnwindSafe(session(front, incoming, pending))
+                .catch_unwind()
+                .await;
+        });
+    }
+}
+
+/// One QUIC connection, from its handshake to the end of its session. The
+/// CONNECT request and the first stream must come within `upgradeTimeout`
+/// (engine.io's wait for the first stream); a connection dropped on the
+/// way is closed by `wtransport` when its last handle goes.
+async fn session(front: Arc<Front>, incoming: IncomingSession, pending: Pending) {
+    let engine = &front.engine;
+    let deadline = Instant::now() + engine.config().upgrade_timeout;
+    let request = match tokio::time::timeout_at(deadline, incoming).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return debug!(engine, Scope::Engine, "WebTransport handshake failed: {e}"),
+        Err(_) => {
+            return debug!(
+                engine,
+                Scope::Engine,
+                "the client failed to open a WebTransport session in time"
+            )
+        }
+    };
+    let info = request_info(&request);
+    if !front.routes.matches(&info.url) {
+        return request.not_found().await;
+    }
+    let info = Arc::new(info);
+    let open = engine.open_request(info.clone());
+    let sid = match admit(engine, &info).await {
+        Ok(sid) => sid,
+        Err(refusal) => {
+            // Reported first, so the application hears of it before the
+            // client does.
+            drop(open);
+            if let Some(e) = refusal {
+                engine.report_error(info, e);
+            }
+            return request.forbidden().await;
+        }
+    };
+    let conn = match request.accept().await {
+        Ok(c) => c,
+        Err(e) => return debug!(engine, Scope::Engine, "WebTransport session failed: {e}"),
+    };
+    let (send, recv) = match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            debug!(
+                engine,
+                Scope::Engine,
+                "the client failed to establish a bidirectional stream in the given period"
+            );
+            return conn.close(VarInt::from_u32(0), b"");
+        }
+    };
+    drop(pending);
+    tokio::spawn(refuse_more(conn.clone()));
+    let io = Box::new(NativeIo { conn, send, recv });
+    serve(engine.clone(), open, Admitted::Checked, sid, io, deadline).await;
+}
+
+/// engine.io's checks on the CONNECT request. `Ok`: the session it names
+/// (for an upgrade) or none; `Err`: refused, with the error to report
+/// (none when a middleware answered).
+async fn admit(
+    engine: &Engine,
+    info: &Arc<RequestInfo>,
+) -> Result<Option<String>, Option<RequestError>> {
+    match engine.admit(info, true, true).await {
+        Admission::Proceed {
+            verified: Verified::Handshake(TransportKind::WebTransport),
+            ..
+        } => match engine.handshake_protocol(info) {
+            Ok(Protocol::V4) => Ok(None),
+            // WebTransport exists in Engine.IO v4 only.
+            Ok(Protocol::V3) => Err(Some(RequestError::new(
+                ErrorCode::UnsupportedProtocolVersion,
+                json!({ "protocol": 3 }),
+            ))),
+            Err(e) => Err(Some(e)),
+        },
+        Admission::Proceed {
+            verified: Verified::Existing(session, TransportKind::WebTransport),
+            ..
+        } => Ok(Some(session.sid.to_string())),
+        Admission::Proceed { .. } => Err(Some(RequestError::new(
+            ErrorCode::BadRequest,
+            json!({ "name": "TRANSPORT_MISMATCH", "transport": info.query("transport") }),
+        ))),
+        Admission::Respond(_) => Err(None),
+        Admission::Refused(e, _) => Err(Some(e)),
+    }
+}
+
+/// The CONNECT request as the engine and the application see it: method
+/// `CONNECT`, the path, the headers (with `host` for `:authority`).
+fn request_info(request: &SessionRequest) -> RequestInfo {
+    let map = request.headers();
+    let mut headers = Fields::with_capacity(map.len() + 1, 0);
+    headers.push_lowered("host", request.authority());
+    let mut names: Vec<&String> = map.keys().filter(|k| !k.starts_with(':')).collect();
+    names.sort();
+    for k in names {
+        headers.push_lowered(k, &map[k]);
+    }
+    let mut info = RequestInfo::with_fields(
+        "CONNECT".into(),
+        with_defaults(request.path()),
+        "3",
+        headers,
+        Some(request.remote_address()),
+    );
+    info.encrypted = true;
+    info
+}
+
+/// The request target with what engine.io-client leaves out: it opens
+/// WebTransport on the bare engine path (no `EIO`, no `transport`, the sid
+/// in its first packet), so a missing `transport` is `webtransport` and a
+/// missing `EIO` is 4, the only revision WebTransport exists in.
+fn with_defaults(path: &str) -> String {
+    let query = crate::http::parse_query(path);
+    let has = |key: &str| query.iter().any(|(k, _)| k == key);
+    let mut url = path.to_string();
+    for (key, value) in [("EIO", "4"), ("transport", "webtransport")] {
+        if !has(key) {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(key);
+            url.push('=');
+            url.push_str(value);
+        }
+    }
+    url
+}
+
+/// Streams the client opens besides the first, and datagrams, are refused
+/// (stopped) or dropped for the session's life.
+async fn refuse_more(conn: Connection) {
+    loop {
+        tokio::select! {
+            bi = conn.accept_bi() => match bi {
+                Ok((mut send, recv)) => {
+                    recv.stop(VarInt::from_u32(0));
+                    let _ = send.reset(VarInt::from_u32(0));
+                }
+                Err(_) => return,
+            },
+            uni = conn.accept_uni() => match uni {
+                Ok(recv) => recv.stop(VarInt::from_u32(0)),
+                Err(_) => return,
+            },
+            datagram = conn.receive_datagram() => if datagram.is_err() {
+                return;
+            },
+        }
+    }
+}
+
+/// A native session's first stream.
+struct NativeIo {
+    conn: Connection,
+    send: SendStream,
+    recv: RecvStream,
+}
+
+impl WtIo for NativeIo {
+    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
+        async move {
+            match self.recv.read(buf).await {
+                Ok(Some(n)) => Ok(n),
+                Ok(None) => Ok(0),
+                // The client closed the session: the stream ended with it.
+                Err(wtransport::error::StreamReadError::NotConnected) => Ok(0),
+                Err(e) => Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    e.to_string(),
+                )),
+            }
+        }
+        .boxed()
+    }
+
+    fn write_all<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
+        async move {
+            self.send
+                .write_all(data)
+                .await
+                .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))
+        }
+        .boxed()
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        async move {
+            let _ = tokio::time::timeout(CLOSE_LINGER, self.send.finish()).await;
+            self.conn.close(VarInt::from_u32(0), b"");
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_path_is_a_webtransport_v4_request() {
+        assert_eq!(
+            with_defaults("/engine.io/"),
+            "/engine.io/?EIO=4&transport=webtransport"
+        );
+        assert_eq!(
+            with_defaults("/engine.io/?sid=x"),
+            "/engine.io/?sid=x&EIO=4&transport=webtransport"
+        );
+        let given = "/engine.io/?EIO=3&transport=polling";
+        assert_eq!(with_defaults(given), given);
+    }
+}
