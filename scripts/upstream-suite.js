@@ -4,12 +4,13 @@
  * mocha suites, unchanged, against a given engine package and print the counts.
  *
  *   node scripts/upstream-suite.js <socket.io-checkout>
- *     [--suite engine.io|engine.io-client|socket.io|all]   (default: all)
+ *     [--suite engine.io|engine.io-client|socket.io|all|webtransport]
+ *                                                (default: all = the first three)
  *     [--mode default|v3|both]                   (engine.io suite; default: both)
  *     [--client-mode default|fetch|builtin-ws|all] (client suite; default: default)
  *     [--against <module-path-or-npm-spec>]      (default: this repo's root)
  *     [--grep <pattern>] [--json <out-file>] [--strict] [--quiet]
- *     [--timeout <ms>] [--run-timeout <s>] [--reinstall]
+ *     [--timeout <ms>] [--run-timeout <s>] [--install-timeout <s>] [--reinstall]
  *
  * What it does (see scripts/README.md):
  * - Installs the suites' test dependencies, pinned below (the versions are the
@@ -23,8 +24,19 @@
  *   test/server.js test/engine.io.js test/middlewares.js, in default mode and
  *   with EIO_CLIENT=3. Not run: test/parser.js (it reads the upstream build's
  *   internal build/parser-v3/, not the public API) and test/webtransport.mjs
- *   (needs @fails-components/webtransport, a native HTTP/3 module whose build
- *   downloads binaries, and the upstream build's build/server.js).
+ *   (its own suite, below).
+ * - webtransport suite (only with --suite webtransport, never in "all"):
+ *   packages/engine.io/test/webtransport.mjs, unchanged, in
+ *   <repo>/.upstream/run-webtransport/ (the engine.io scratch layout plus a
+ *   build/server.js, an ES module re-exporting the package under test, which
+ *   the file imports as `import * as eio from "../build/server.js"`). It needs
+ *   @fails-components/webtransport and its native quiche transport, whose
+ *   install script downloads a prebuilt binary (or the sources) from GitHub:
+ *   they and node-forge are installed, pinned (WEBTRANSPORT_DEPS), WITH
+ *   install scripts, into <repo>/.upstream/deps-webtransport, bounded by
+ *   --install-timeout (default 300 s). If that install fails or the transport
+ *   does not load, the suite is reported NOT RUN with the reason (exit 3), no
+ *   counts. Otherwise one mocha run, "engine.io webtransport".
  * - engine.io-client suite: the client under test is engine.io-client BUILT
  *   FROM THE CHECKOUT'S SOURCE (packages/engine.io-client/lib, compiled with
  *   tsc exactly as its "compile" script does, the build cached in
@@ -68,7 +80,8 @@
  *
  * Exit code: 0 when the harness ran (even with failing tests), 1 with
  * --strict and any failure/timeout, 2 on a harness error (bad arguments,
- * install failure, package under test not loadable).
+ * install failure, package under test not loadable), 3 when the webtransport
+ * suite was NOT RUN (its native dependency did not install or load).
  *
  * Only Node built-ins and the npm CLI are used. All traffic is loopback.
  */
@@ -143,6 +156,22 @@ const TEST_DEPS = {
   tsx: "4.20.6",
 };
 
+/**
+ * The webtransport suite's extra dependencies, pinned to the versions locked
+ * by the same package-lock.json (root devDependencies there). Installed only
+ * for --suite webtransport, into their own directory, with install scripts:
+ * the quiche transport's script fetches its native binary from GitHub.
+ */
+const WEBTRANSPORT_DEPS = {
+  "@fails-components/webtransport": "1.5.1",
+  "@fails-components/webtransport-transport-http3-quiche": "1.5.1",
+  "node-forge": "1.3.1",
+};
+const WEBTRANSPORT_DEPS_DIR = path.join(WORK_DIR, "deps-webtransport");
+const WEBTRANSPORT_TEST_FILE = "test/webtransport.mjs";
+/** Exit code when the webtransport suite could not run (distinct from 0/1/2). */
+const EXIT_NOT_RUN = 3;
+
 /** Version installed for `--against engine.io` (an npm name without version). */
 const DEFAULT_NPM_VERSIONS = { "engine.io": "6.6.11" };
 
@@ -166,11 +195,12 @@ const children = new Set();
 function usage() {
   return [
     "usage: node scripts/upstream-suite.js <socket.io-checkout>",
-    "  [--suite engine.io|engine.io-client|socket.io|all] [--mode default|v3|both]",
+    "  [--suite engine.io|engine.io-client|socket.io|all|webtransport]",
+    "  [--mode default|v3|both]",
     "  [--client-mode default|fetch|builtin-ws|all]",
     "  [--against <module-path-or-npm-spec>] [--grep <pattern>]",
     "  [--json <out-file>] [--strict] [--quiet] [--timeout <ms>]",
-    "  [--run-timeout <s>] [--reinstall]",
+    "  [--run-timeout <s>] [--install-timeout <s>] [--reinstall]",
   ].join("\n");
 }
 
@@ -213,6 +243,7 @@ function parseCli(argv) {
       quiet: { type: "boolean", default: false },
       timeout: { type: "string", default: "2000" },
       "run-timeout": { type: "string", default: "600" },
+      "install-timeout": { type: "string", default: "300" },
       reinstall: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -231,23 +262,32 @@ function parseCli(argv) {
       );
     }
   };
-  oneOf("suite", ["engine.io", "engine.io-client", "socket.io", "all"]);
+  oneOf("suite", ["engine.io", "engine.io-client", "socket.io", "all", "webtransport"]);
   oneOf("mode", ["default", "v3", "both"]);
   oneOf("client-mode", ["default", "fetch", "builtin-ws", "all"]);
   const timeout = Number(values.timeout);
   const runTimeout = Number(values["run-timeout"]);
-  if (!(timeout > 0) || !(runTimeout > 0)) {
-    throw new HarnessError("--timeout and --run-timeout must be positive");
+  const installTimeout = Number(values["install-timeout"]);
+  if (!(timeout > 0) || !(runTimeout > 0) || !(installTimeout > 0)) {
+    throw new HarnessError("--timeout, --run-timeout and --install-timeout must be positive");
   }
   const checkout = path.resolve(positionals[0]);
   const wanted =
-    values.suite === "all" ? ["engine.io", "engine.io-client", "socket.io"] : [values.suite];
+    values.suite === "all"
+      ? ["engine.io", "engine.io-client", "socket.io"]
+      : [values.suite === "webtransport" ? "engine.io" : values.suite];
   for (const pkg of wanted) {
     if (!fs.existsSync(path.join(checkout, "packages", pkg, "test"))) {
       throw new HarnessError(
         `${checkout} does not look like a socket.io checkout (no packages/${pkg}/test)`,
       );
     }
+  }
+  if (
+    values.suite === "webtransport" &&
+    !fs.existsSync(path.join(checkout, "packages", "engine.io", WEBTRANSPORT_TEST_FILE))
+  ) {
+    throw new HarnessError(`${checkout}: no packages/engine.io/${WEBTRANSPORT_TEST_FILE}`);
   }
   return {
     checkout,
@@ -261,6 +301,7 @@ function parseCli(argv) {
     quiet: values.quiet,
     timeout,
     runTimeout,
+    installTimeout,
     reinstall: values.reinstall,
   };
 }
@@ -286,23 +327,8 @@ function npm(args, cwd) {
  * list is already installed.
  */
 function ensureInstalled(dir, dependencies, force) {
-  const manifest = {
-    name: "eio-rs-upstream-harness-cache",
-    private: true,
-    description: "generated by scripts/upstream-suite.js",
-    dependencies,
-  };
-  const stamp = sha256(JSON.stringify(manifest));
-  const stampFile = path.join(dir, ".harness-stamp");
-  const nodeModules = path.join(dir, "node_modules");
-  if (
-    !force &&
-    fs.existsSync(nodeModules) &&
-    fs.existsSync(stampFile) &&
-    fs.readFileSync(stampFile, "utf8") === stamp
-  ) {
-    return nodeModules;
-  }
+  const { manifest, stamp, stampFile, nodeModules, installed } = installState(dir, dependencies);
+  if (!force && installed) return nodeModules;
   fs.rmSync(nodeModules, { recursive: true, force: true });
   fs.rmSync(stampFile, { force: true });
   writeJson(path.join(dir, "package.json"), manifest);
@@ -319,6 +345,140 @@ function ensureInstalled(dir, dependencies, force) {
   );
   fs.writeFileSync(stampFile, stamp);
   return nodeModules;
+}
+
+/** The manifest an install dir gets, its stamp, and whether that is installed. */
+function installState(dir, dependencies) {
+  const manifest = {
+    name: "eio-rs-upstream-harness-cache",
+    private: true,
+    description: "generated by scripts/upstream-suite.js",
+    dependencies,
+  };
+  const stamp = sha256(JSON.stringify(manifest));
+  const stampFile = path.join(dir, ".harness-stamp");
+  const nodeModules = path.join(dir, "node_modules");
+  const installed =
+    fs.existsSync(nodeModules) &&
+    fs.existsSync(stampFile) &&
+    fs.readFileSync(stampFile, "utf8") === stamp;
+  return { manifest, stamp, stampFile, nodeModules, installed };
+}
+
+/**
+ * Runs a command in its own process group with its output captured (not
+ * shown), killing the group after timeoutMs. Resolves to { code, signal,
+ * timedOut, output }.
+ */
+function runCaptured(cmd, args, { cwd, env, timeoutMs }) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, {
+      cwd,
+      env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.add(child);
+    const chunks = [];
+    child.stdout.on("data", (c) => chunks.push(c));
+    child.stderr.on("data", (c) => chunks.push(c));
+    let timedOut = false;
+    let killTimer;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child, "SIGTERM");
+      killTimer = setTimeout(() => killGroup(child, "SIGKILL"), 5000);
+    }, timeoutMs);
+    const finish = (code, signal, error) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      children.delete(child);
+      killGroup(child, "SIGKILL"); // leftovers of that group only
+      let output = Buffer.concat(chunks).toString("utf8");
+      if (error) output += `\n${error.message}\n`;
+      resolve({ code, signal, timedOut, output });
+    };
+    child.on("error", (err) => finish(null, null, err));
+    child.on("close", (code, signal) => finish(code, signal));
+  });
+}
+
+/**
+ * The key lines of a failed `npm install`: the package whose install script
+ * failed (if one did), then the first network/fetch error lines, else the
+ * first error lines.
+ */
+function npmFailureReason(output) {
+  const lines = output
+    .split("\n")
+    .filter((l) => /^npm (error|ERR!)/.test(l))
+    .map((l) => l.replace(/^npm (error|ERR!)\s?/, "").trim())
+    .filter((l) => l && !l.startsWith("A complete log of this run"));
+  const pathLine = lines.find((l) => l.startsWith("path "));
+  const commandLine = lines.find((l) => l.startsWith("command ") && l !== "command failed");
+  const network =
+    /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|fatal:|Could not resolve|unable to access|E40[34]|404 Not Found|ETARGET|No matching version/;
+  let key = [...new Set(lines.filter((l) => network.test(l)))].slice(0, 2);
+  if (key.length === 0) {
+    key = lines
+      .filter((l) => !/^(path|command|code|errno|syscall) /.test(l) && l !== "command failed")
+      .slice(0, 2);
+  }
+  if (key.length === 0) key = lines.slice(0, 2);
+  let what = "";
+  if (pathLine && commandLine) {
+    const pkgPath = pathLine.slice("path ".length);
+    const pkg = pkgPath.slice(pkgPath.lastIndexOf("node_modules/") + "node_modules/".length);
+    what = `install script of ${pkg} (${commandLine.slice("command ".length)}) failed: `;
+  }
+  return what + (key.join(" | ") || "no npm error line (see the log)");
+}
+
+/**
+ * Installs WEBTRANSPORT_DEPS (with install scripts, bounded by
+ * --install-timeout) unless already installed. Resolves to
+ * { nodeModules } or { error } (the NOT RUN reason); never throws for an
+ * npm failure, so that it cannot break anything else.
+ */
+async function installWebTransportDeps(opts) {
+  const dir = WEBTRANSPORT_DEPS_DIR;
+  const { manifest, stamp, stampFile, nodeModules, installed } = installState(
+    dir,
+    WEBTRANSPORT_DEPS,
+  );
+  if (!opts.reinstall && installed) return { nodeModules };
+  fs.rmSync(nodeModules, { recursive: true, force: true });
+  fs.rmSync(stampFile, { force: true });
+  writeJson(path.join(dir, "package.json"), manifest);
+  const args = [
+    "install",
+    "--no-audit",
+    "--no-fund",
+    "--install-strategy=hoisted",
+    "--loglevel=error",
+  ];
+  const logFile = path.join(LOG_DIR, "webtransport-install.log");
+  log(
+    `npm ${args.join(" ")}   (in ${path.relative(REPO_ROOT, dir)}, with install scripts, ` +
+      `timeout ${opts.installTimeout}s, log ${path.relative(REPO_ROOT, logFile)})`,
+  );
+  const res = await runCaptured("npm", args, {
+    cwd: dir,
+    env: { ...process.env, npm_config_update_notifier: "false" },
+    timeoutMs: opts.installTimeout * 1000,
+  });
+  writeFile(logFile, res.output);
+  const logRel = path.relative(REPO_ROOT, logFile);
+  if (res.timedOut) {
+    return { error: `npm install timed out after ${opts.installTimeout}s (output: ${logRel})` };
+  }
+  if (res.code !== 0) {
+    return {
+      error: `npm install failed (exit ${res.code ?? res.signal}): ${npmFailureReason(res.output)} (full output: ${logRel})`,
+    };
+  }
+  fs.writeFileSync(stampFile, stamp);
+  return { nodeModules };
 }
 
 function installedVersion(nodeModules, name) {
@@ -489,8 +649,8 @@ module.exports = HarnessReporter;
 `;
 
 /** Copies the upstream files (unchanged) and builds the engine.io scratch dir. */
-function prepareEngineScratch(opts, depsNodeModules, against) {
-  const scratch = path.join(WORK_DIR, "run-engine.io");
+function prepareEngineScratch(opts, depsNodeModules, against, dirName = "run-engine.io") {
+  const scratch = path.join(WORK_DIR, dirName);
   fs.rmSync(scratch, { recursive: true, force: true });
   fs.mkdirSync(scratch, { recursive: true });
   fs.cpSync(path.join(opts.checkout, "packages", "engine.io", "test"), path.join(scratch, "test"), {
@@ -511,6 +671,127 @@ function prepareEngineScratch(opts, depsNodeModules, against) {
   writeFile(path.join(scratch, ".harness-reporter.js"), REPORTER_SOURCE);
   linkNodeModules(scratch, depsNodeModules, against);
   return scratch;
+}
+
+/** The names of the package under test's exports (it loads: checkLoadable ran). */
+function exportNames(modulePath) {
+  const res = spawnSync(
+    process.execPath,
+    ["-e", `console.log(JSON.stringify(Object.keys(require(${JSON.stringify(modulePath)}))))`],
+    { encoding: "utf8", timeout: 60 * 1000 },
+  );
+  if (res.status !== 0) {
+    throw new HarnessError(`cannot list the exports of ${modulePath}:\n${res.stderr}`);
+  }
+  return JSON.parse(res.stdout.trim().split("\n").pop());
+}
+
+/**
+ * Builds the webtransport scratch dir: the engine.io one (test/ copied
+ * unchanged, node_modules/ shims) plus
+ * - build/server.js, what test/webtransport.mjs imports as
+ *   `import * as eio from "../build/server.js"` (upstream: the compiled
+ *   lib/server.ts): here an ES module (build/package.json says "module")
+ *   re-exporting every export of the package under test by name, so that
+ *   `new eio.Server(opts)` is its Server;
+ * - node_modules/ links to @fails-components (webtransport and its quiche
+ *   transport) and node-forge from the webtransport deps dir;
+ * - .harness-webtransport-check.mjs, the load check run before mocha.
+ */
+function prepareWebTransportScratch(opts, depsNodeModules, wtNodeModules, against) {
+  const scratch = prepareEngineScratch(opts, depsNodeModules, against, "run-webtransport");
+  const names = exportNames(against.modulePath).filter((n) => n !== "default");
+  const ident = /^[A-Za-z_$][\w$]*$/;
+  const lines = [
+    "// generated by scripts/upstream-suite.js: the package under test, as an ES module",
+    'import { createRequire } from "node:module";',
+    "const require = createRequire(import.meta.url);",
+    `const m = require(${JSON.stringify(against.modulePath)});`,
+    "export default m;",
+    ...names.map((n, i) => `const e${i} = m[${JSON.stringify(n)}];`),
+    "export {",
+    ...names.map((n, i) => `  e${i} as ${ident.test(n) ? n : JSON.stringify(n)},`),
+    "};",
+  ];
+  writeFile(path.join(scratch, "build", "server.js"), lines.join("\n") + "\n");
+  writeJson(path.join(scratch, "build", "package.json"), { type: "module" });
+
+  const nm = path.join(scratch, "node_modules");
+  const tops = new Set(
+    Object.keys(WEBTRANSPORT_DEPS).map((n) => (n.startsWith("@") ? n.split("/")[0] : n)),
+  );
+  for (const top of tops) {
+    fs.rmSync(path.join(nm, top), { recursive: true, force: true });
+    fs.symlinkSync(path.join(wtNodeModules, top), path.join(nm, top));
+  }
+  writeFile(path.join(scratch, ".harness-webtransport-check.mjs"), WEBTRANSPORT_CHECK_SOURCE);
+  return scratch;
+}
+
+/**
+ * Load check of the webtransport suite, run in its scratch dir. Exit 3 with
+ * a "HARNESS-LOAD-ERROR {...}" line when a webtransport dependency does not
+ * load (-> NOT RUN); otherwise prints {"warnings": [...]} about the package
+ * under test as test/webtransport.mjs sees it.
+ */
+const WEBTRANSPORT_CHECK_SOURCE = `// generated by scripts/upstream-suite.js
+for (const name of [
+  "@fails-components/webtransport-transport-http3-quiche",
+  "@fails-components/webtransport",
+  "node-forge",
+]) {
+  try {
+    const m = await import(name);
+    if (
+      name === "@fails-components/webtransport" &&
+      (typeof m.Http3Server !== "function" || typeof m.WebTransport !== "function")
+    ) {
+      throw new Error("no Http3Server / WebTransport export");
+    }
+  } catch (err) {
+    const message = String((err && err.message) || err).split("\\n")[0];
+    console.error("HARNESS-LOAD-ERROR " + JSON.stringify({ name, message }));
+    process.exit(3);
+  }
+}
+const eio = await import("./build/server.js");
+const warnings = [];
+if (typeof eio.Server !== "function") warnings.push("build/server.js has no Server export");
+else if (typeof eio.Server.prototype.onWebTransportSession !== "function") {
+  warnings.push("Server has no onWebTransportSession() (the WebTransport tests will fail)");
+}
+console.log(JSON.stringify({ warnings }));
+process.exit(0);
+`;
+
+/**
+ * Runs the load check; resolves to { error } (NOT RUN reason) or {}.
+ * Throws a HarnessError when the generated build/server.js does not load.
+ */
+async function checkWebTransportLoadable(scratch) {
+  const res = await runCaptured(process.execPath, [".harness-webtransport-check.mjs"], {
+    cwd: scratch,
+    env: { ...process.env, FORCE_COLOR: "0" },
+    timeoutMs: 60 * 1000,
+  });
+  const marker = res.output.split("\n").find((l) => l.startsWith("HARNESS-LOAD-ERROR "));
+  if (marker) {
+    const { name, message } = JSON.parse(marker.slice("HARNESS-LOAD-ERROR ".length));
+    return { error: `${name} does not load: ${message}` };
+  }
+  if (res.timedOut) return { error: "the webtransport load check timed out (60 s)" };
+  if (res.code !== 0) {
+    throw new HarnessError(
+      `webtransport load check failed (exit ${res.code ?? res.signal}):\n${res.output.trim()}`,
+    );
+  }
+  const last = res.output.trim().split("\n").pop();
+  try {
+    for (const w of JSON.parse(last).warnings) log(`warning: webtransport: ${w}`);
+  } catch {
+    // no report line: nothing to warn about
+  }
+  return {};
 }
 
 /** Lists files under dir (relative paths), sorted. */
@@ -828,9 +1109,8 @@ async function main() {
 
   // the client built from the checkout needs these at runtime: warn if the
   // checkout asks for a dependency this script does not pin
-  const clientPkg = readJson(
-    path.join(opts.checkout, "packages", "engine.io-client", "package.json"),
-  );
+  const clientPkgFile = path.join(opts.checkout, "packages", "engine.io-client", "package.json");
+  const clientPkg = fs.existsSync(clientPkgFile) ? readJson(clientPkgFile) : {};
   for (const dep of Object.keys(clientPkg.dependencies || {})) {
     if (!TEST_DEPS[dep]) log(`warning: engine.io-client dependency ${dep} is not pinned here`);
   }
@@ -895,6 +1175,47 @@ async function main() {
   }
 
   const results = [];
+  let wtDeps;
+  if (opts.suite === "webtransport") {
+    const label = "engine.io webtransport";
+    let notRun;
+    const installed = await installWebTransportDeps(opts);
+    if (installed.error) {
+      notRun = installed.error;
+    } else {
+      wtDeps = installed.nodeModules;
+      const scratch = prepareWebTransportScratch(opts, depsNodeModules, wtDeps, against);
+      const loaded = await checkWebTransportLoadable(scratch);
+      if (loaded.error) {
+        notRun = loaded.error;
+      } else {
+        runs.push({
+          id: "engine.io-webtransport",
+          suite: "engine.io",
+          mode: "webtransport",
+          label,
+          scratch,
+          env: {},
+          mochaArgs: [WEBTRANSPORT_TEST_FILE],
+        });
+      }
+    }
+    if (notRun) {
+      log(`${label}: NOT RUN: ${notRun}`);
+      results.push({
+        suite: "engine.io",
+        mode: "webtransport",
+        label,
+        notRun,
+        passed: null,
+        failed: null,
+        pending: null,
+        failures: [],
+        pendingTitles: [],
+      });
+    }
+  }
+
   for (const run of runs) {
     if (run.needsPort && !(await portIsFree(run.needsPort))) {
       log(`${run.label}: port ${run.needsPort} is in use; skipping this run`);
@@ -919,7 +1240,8 @@ async function main() {
   console.log("");
   console.log(`== upstream suites against ${against.label}`);
   for (const r of results) {
-    console.log(r.error ? `${r.label}: not run (${r.error})` : formatResult(r));
+    if (r.notRun) console.log(`${r.label}: NOT RUN -- ${r.notRun}`);
+    else console.log(r.error ? `${r.label}: not run (${r.error})` : formatResult(r));
   }
   for (const r of results) {
     for (const f of r.failures) {
@@ -927,10 +1249,16 @@ async function main() {
       console.log(`  FAIL [${r.label}] ${f.title}${msg ? ` -- ${msg}` : ""}`);
     }
   }
-  const sum = (k) => results.reduce((n, r) => n + r[k], 0);
-  const totals = { passed: sum("passed"), failed: sum("failed"), pending: sum("pending") };
+  const ran = results.filter((r) => !r.notRun);
+  const sum = (k) => ran.reduce((n, r) => n + r[k], 0);
+  const totals =
+    ran.length === 0
+      ? null
+      : { passed: sum("passed"), failed: sum("failed"), pending: sum("pending") };
   console.log(
-    `upstream: ${totals.passed} passed, ${totals.failed} failed, ${totals.pending} skipped`,
+    totals
+      ? `upstream: ${totals.passed} passed, ${totals.failed} failed, ${totals.pending} skipped`
+      : "upstream: NOT RUN",
   );
 
   if (opts.json) {
@@ -942,6 +1270,16 @@ async function main() {
       deps: Object.fromEntries(
         Object.keys(TEST_DEPS).map((n) => [n, installedVersion(depsNodeModules, n)]),
       ),
+      ...(opts.suite === "webtransport"
+        ? {
+            webtransportDeps: Object.fromEntries(
+              Object.entries(WEBTRANSPORT_DEPS).map(([n, pinned]) => [
+                n,
+                { pinned, installed: wtDeps ? installedVersion(wtDeps, n) : null },
+              ]),
+            ),
+          }
+        : {}),
       options: {
         suite: opts.suite,
         mode: opts.mode,
@@ -949,6 +1287,7 @@ async function main() {
         grep: opts.grep,
         timeout: opts.timeout,
         runTimeout: opts.runTimeout,
+        installTimeout: opts.installTimeout,
       },
       totals,
       runs: results,
@@ -956,6 +1295,7 @@ async function main() {
     log(`results written to ${opts.json}`);
   }
 
+  if (results.some((r) => r.notRun)) return EXIT_NOT_RUN;
   const bad = results.some((r) => r.failed > 0 || r.error || r.timedOut || !r.complete);
   return opts.strict && bad ? 1 : 0;
 }
