@@ -64,8 +64,8 @@ test("stats() counts sessions, upgrades, messages, bytes, closes and refusals", 
     assert.deepEqual(s.sessions.websocket, { 3: 0, 4: 2 });
     assert.equal(s.handshakes, 3);
     assert.deepEqual(s.upgrades, { started: 1, completed: 1, failed: 0 });
-    assert.deepEqual(s.messages.received, { polling: 1, websocket: 2 });
-    assert.deepEqual(s.messages.sent, { polling: 1, websocket: 2 });
+    assert.deepEqual(s.messages.received, { polling: 1, websocket: 2, webtransport: 0 });
+    assert.deepEqual(s.messages.sent, { polling: 1, websocket: 2, webtransport: 0 });
     // At least the messages themselves went over the wire each way.
     assert.ok(s.bytes.received.polling >= 11, JSON.stringify(s.bytes));
     assert.ok(s.bytes.received.websocket >= 2 * 11, JSON.stringify(s.bytes));

@@ -161,6 +161,9 @@ describe("WebTransport (engine.io's cases, native endpoint)", () => {
     assert.equal(socket.request.method, "CONNECT");
     assert.ok(socket.request.url.startsWith("/engine.io/"));
     assert.equal(socket.protocol, 4);
+    const stats = ctx.engine.stats();
+    assert.equal(stats.sessions.webtransport["4"], 1);
+    assert.ok(stats.bytes.sent.webtransport > 0);
     await stop(ctx.engine);
   });
 

@@ -416,7 +416,7 @@ impl Engine {
     /// the bytes they hold, counted as they are read.
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::read(&self.inner.counters);
-        let mut open = [[0u64; 2]; 2];
+        let mut open = [[0u64; 2]; TransportKind::ALL.len()];
         for s in &self.sessions() {
             let (kind, held) = s.gauge();
             let p = usize::from(s.protocol == Protocol::V4);
@@ -937,6 +937,33 @@ mod tests {
         let (_, sid) = rt.block_on(e.handshake_id(&r)).unwrap();
         assert_eq!(sid, "mine");
         answer.join().unwrap();
+    }
+
+    #[test]
+    fn stats_list_every_transport() {
+        let (_rt, e) = engine(Config::default());
+        let s = e.stats();
+        for kind in TransportKind::ALL {
+            for p in [Protocol::V3, Protocol::V4] {
+                assert!(s.sessions.contains(&(kind, p, 0)), "{kind:?} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn upgrades_are_offered_to_polling_sessions_only() {
+        let (_rt, e) = engine(Config {
+            webtransport: true,
+            ..Config::default()
+        });
+        let cfg = e.config();
+        assert_eq!(
+            cfg.upgrades(TransportKind::Polling),
+            ["websocket", "webtransport"]
+        );
+        assert!(cfg.upgrades(TransportKind::WebSocket).is_empty());
+        assert!(TransportKind::WebSocket.upgrades_to(TransportKind::WebTransport));
+        assert!(!TransportKind::WebTransport.upgrades_to(TransportKind::WebSocket));
     }
 
     #[test]
