@@ -423,8 +423,13 @@ struct CarriedWt {
 }
 
 impl WtIo for CarriedWt {
-    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, std::io::Result<usize>> {
-        self.io.read(buf).boxed()
+    fn read(&mut self) -> BoxFuture<'_, std::io::Result<Option<Bytes>>> {
+        async move {
+            let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
+            let n = self.io.read_buf(&mut buf).await?;
+            Ok((n > 0).then(|| buf.freeze()))
+        }
+        .boxed()
     }
 
     fn write_all<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {

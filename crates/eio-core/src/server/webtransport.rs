@@ -13,7 +13,8 @@ use crate::engine::{Admission, Engine, RequestError, RequestInfo, TransportKind,
 use crate::error::ErrorCode;
 use crate::http::Fields;
 use crate::protocol::Protocol;
-use crate::transport::webtransport::{serve, Admitted, WtIo, CLOSE_LINGER};
+use crate::transport::webtransport::{serve, Admitted, WtIo, CLOSE_LINGER, READ_SIZE};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde_json::json;
@@ -386,13 +387,19 @@ struct NativeIo {
 }
 
 impl WtIo for NativeIo {
-    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
+    /// A chunk as QUIC holds it: no copy, and no buffer while waiting.
+    fn read(&mut self) -> BoxFuture<'_, io::Result<Option<Bytes>>> {
+        use wtransport::quinn::ReadError;
         async move {
-            match self.recv.read(buf).await {
-                Ok(Some(n)) => Ok(n),
-                Ok(None) => Ok(0),
+            match self
+                .recv
+                .quic_stream_mut()
+                .read_chunk(READ_SIZE, true)
+                .await
+            {
+                Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
                 // The client closed the session: the stream ended with it.
-                Err(wtransport::error::StreamReadError::NotConnected) => Ok(0),
+                Err(ReadError::ConnectionLost(_)) | Err(ReadError::ClosedStream) => Ok(None),
                 Err(e) => Err(io::Error::new(
                     io::ErrorKind::ConnectionReset,
                     e.to_string(),

@@ -16,6 +16,7 @@ use crate::engine::{
 };
 use crate::protocol::stream::{encode_stream_packet, StreamDecoder};
 use crate::protocol::{Packet, PacketData, PacketType, Protocol};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::collections::VecDeque;
@@ -29,9 +30,10 @@ use tokio::time::Instant;
 /// The HTTP/3 side of a WebTransport session: its first bidirectional
 /// stream, and the session around it.
 pub trait WtIo: Send {
-    /// Reads into `buf`; 0 is the end of the stream (the client finished
-    /// it or closed the session). A reset stream is an error.
-    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>>;
+    /// The next bytes of the stream; `None` at its end (the client
+    /// finished it or closed the session). A reset stream is an error. No
+    /// buffer is lent: an idle session holds none while it waits.
+    fn read(&mut self) -> BoxFuture<'_, io::Result<Option<Bytes>>>;
 
     /// Writes all of `data` to the stream.
     fn write_all<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>>;
@@ -53,8 +55,8 @@ pub enum Admitted {
     Handed,
 }
 
-/// Size of a stream's read buffer.
-const READ_SIZE: usize = 16 * 1024;
+/// The most one read takes from a stream.
+pub(crate) const READ_SIZE: usize = 64 * 1024;
 
 /// How long closing waits for the client to read what was written.
 pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -88,7 +90,6 @@ pub async fn serve(
         io,
         decoder: StreamDecoder::new(engine.config().max_http_buffer_size),
         pending: VecDeque::new(),
-        buf: Vec::new(),
         out: Vec::new(),
     };
     let first = match tokio::time::timeout_at(deadline, conn.next_packet()).await {
@@ -206,8 +207,6 @@ struct Conn<'a> {
     decoder: StreamDecoder,
     /// Packets read but not yet handled.
     pending: VecDeque<Packet>,
-    /// The read buffer, allocated at the first read.
-    buf: Vec<u8>,
     /// Frames being written.
     out: Vec<u8>,
 }
@@ -233,17 +232,15 @@ impl Conn<'_> {
 
     /// Reads once and decodes what came into `pending`.
     async fn read(&mut self) -> io::Result<Read> {
-        if self.buf.is_empty() {
-            self.buf.resize(READ_SIZE, 0);
-        }
-        let n = self.io.read(&mut self.buf).await?;
-        if n == 0 {
+        let Some(chunk) = self.io.read().await? else {
             return Ok(Read::Eof);
-        }
-        self.engine
-            .count(Counter::BytesIn(TransportKind::WebTransport), n as u64);
+        };
+        self.engine.count(
+            Counter::BytesIn(TransportKind::WebTransport),
+            chunk.len() as u64,
+        );
         let mut packets = Vec::new();
-        let r = self.decoder.feed(&self.buf[..n], &mut packets);
+        let r = self.decoder.feed(&chunk, &mut packets);
         self.pending.extend(packets);
         Ok(match r {
             Ok(()) => Read::Bytes,
@@ -424,7 +421,6 @@ impl Conn<'_> {
         }
         // Whatever the session still had for this stream (a close
         // packet's predecessors) went out in the last batch.
-        self.buf = Vec::new();
         self.io.close().await;
     }
 }
