@@ -105,6 +105,7 @@ function scenarioList(quick) {
   const duration = quick ? 2000 : 5000;
   const echo = ["eio-native", "eio-attach", "engine.io", REFERENCE];
   const noAttach = ["eio-native", "engine.io", REFERENCE];
+  const idleSteps = quick ? [500, 1000, 2000] : [1000, 2000, 4000, 8000];
   return [
     {
       name: "ws-64",
@@ -233,6 +234,33 @@ function scenarioList(quick) {
         duration,
       ],
     },
+    ...["wt-64", "wt-16k-bin"].map((name) => {
+      const big = name.endsWith("16k-bin");
+      return {
+        name,
+        title: `WebTransport echo, ${big ? "16 KiB binary, 50" : "64 B text, 100"} connections`,
+        kind: "throughput",
+        // engine.io has no WebTransport server of its own: no baseline, the
+        // same server's WebSocket echo of the same run instead.
+        servers: ["eio-native", "eio-attach"],
+        compareTo: big ? "ws-16k-bin" : "ws-64",
+        unit: "msg / server CPU-s",
+        better: "higher",
+        wt: true,
+        loadgen: [
+          "wt-echo",
+          "--conns",
+          big ? 50 : 100,
+          "--size",
+          big ? 16384 : 64,
+          ...(big ? ["--binary"] : []),
+          "--warmup-ms",
+          warmup,
+          "--duration-ms",
+          duration,
+        ],
+      };
+    }),
     {
       name: "conn-rate",
       title: "Connection rate: WebSocket open, open packet, close (50 concurrent)",
@@ -245,20 +273,25 @@ function scenarioList(quick) {
     },
     {
       name: "idle-mem",
-      title: `Idle memory: RSS slope over ${(quick ? [500, 1000, 2000] : [1000, 2000, 4000, 8000]).join("/")} WebSocket sessions, after GC`,
+      title: `Idle memory: RSS slope over ${idleSteps.join("/")} WebSocket sessions, after GC`,
       kind: "memory",
       servers: noAttach,
       unit: "memory / session",
       better: "lower",
       sessions: quick ? 2000 : 8000,
-      loadgen: [
-        "idle",
-        "--steps",
-        (quick ? [500, 1000, 2000] : [1000, 2000, 4000, 8000]).join(","),
-        "--duration-ms",
-        0,
-      ],
+      loadgen: ["idle", "--steps", idleSteps.join(","), "--duration-ms", 0],
       targets: { nativeAbs: ["<=", 4096] },
+    },
+    {
+      name: "wt-idle-mem",
+      title: `Idle memory: RSS slope over ${idleSteps.join("/")} WebTransport sessions, after GC`,
+      kind: "memory",
+      servers: ["eio-native"],
+      compareTo: "idle-mem",
+      unit: "memory / session",
+      better: "lower",
+      wt: true,
+      loadgen: ["idle", "--wt", "--steps", idleSteps.join(","), "--duration-ms", 0],
     },
     {
       name: "heartbeat",
@@ -641,7 +674,8 @@ function tlsCert() {
 
 /** Runs one scenario against one server kind; returns the measurement. */
 async function runOne(sc, kind, env) {
-  const opts = sc.tls ? { ...sc.opts, tls: { ...tlsCert(), h2: sc.tls === "h2" } } : sc.opts;
+  let opts = sc.tls ? { ...sc.opts, tls: { ...tlsCert(), h2: sc.tls === "h2" } } : sc.opts;
+  if (sc.wt) opts = { ...opts, wt: true };
   const server = startServer(kind, opts, env.cpus && env.cpus.server);
   let ready;
   try {
@@ -656,7 +690,9 @@ async function runOne(sc, kind, env) {
   }
   env.serverInfo[kind] = ready;
   const pid = ready.pid;
-  const lgArgs = [...sc.loadgen.map(String), "--port", String(ready.port)];
+  // WebTransport: the engine's own endpoint, on a UDP port of its own.
+  const port = sc.wt ? ready.wtPort : ready.port;
+  const lgArgs = [...sc.loadgen.map(String), "--port", String(port)];
   if (sc.tls) lgArgs.push("--ca", tlsCert().cert);
   if (env.cpus) lgArgs.push("--threads", "1");
   const [cmd, args] = withPin(env.cpus && env.cpus.loadgen, LOADGEN, lgArgs);
@@ -870,6 +906,7 @@ function summarize(sc, runs) {
     unit: sc.unit,
     better: sc.better,
     receivers: sc.receivers,
+    compareTo: sc.compareTo,
     servers: {},
     targets: sc.targets,
   };
@@ -894,6 +931,43 @@ function summarize(sc, runs) {
       s.ratio = s.median / base;
   }
   return row;
+}
+
+/**
+ * Scenarios with no engine.io baseline but a WebSocket counterpart
+ * (`compareTo`, the WebTransport ones): each server's median against its
+ * own in the counterpart, when that ran in the same run.
+ */
+function compareRows(rows) {
+  const by = Object.fromEntries(rows.map((r) => [r.name, r]));
+  for (const r of rows) {
+    const other = r.compareTo && by[r.compareTo];
+    if (!other) continue;
+    for (const [kind, s] of Object.entries(r.servers)) {
+      const o = other.servers[kind];
+      if (s.unsupported || s.median === null || !o || o.unsupported || !o.median) continue;
+      s.compared = o.median;
+      s.comparedRatio = s.median / o.median;
+    }
+  }
+}
+
+/** The lines (console and RESULTS.md) comparing those scenarios. */
+function comparedLines(rows) {
+  const out = [];
+  for (const r of rows.filter((x) => x.compareTo)) {
+    for (const [kind, s] of Object.entries(r.servers)) {
+      if (s.unsupported) continue;
+      out.push({
+        row: r,
+        kind,
+        value: cell(r, kind),
+        other: s.compared === undefined ? null : fmt(s.compared, r.unit),
+        ratio: s.comparedRatio === undefined ? "—" : `${s.comparedRatio.toFixed(2)}×`,
+      });
+    }
+  }
+  return out;
 }
 
 function medianExtra(extras) {
@@ -955,6 +1029,14 @@ function printTable(rows) {
         `${r.name}: ${SERVERS[FLOOR]} ${fmt(f.median, r.unit)} (${f.ratio.toFixed(2)}× engine.io), the bound for attach()`,
       );
   }
+  // No engine.io baseline: against the same server's WebSocket figure.
+  for (const c of comparedLines(rows))
+    console.log(
+      `${c.row.name} (${SERVERS[c.kind]}): ${c.value} ${c.row.unit}, ` +
+        (c.other === null
+          ? `no ${c.row.compareTo} in this run to compare with`
+          : `${c.ratio} its ${c.row.compareTo} (${c.other}) in this run`),
+    );
   const extras = rows.filter((r) => r.name === "broadcast" || r.name.startsWith("sio-"));
   for (const r of extras) {
     const base = (r.servers["engine.io"] || {}).extra || {};
@@ -1175,6 +1257,26 @@ function resultsMarkdown(info, rows, runsLog) {
       `| ${r.title} | ${r.unit}${r.better === "lower" ? " (lower is better)" : ""} | ${cell(r, "eio-native")} | ${cell(r, "eio-attach")} | ${cell(r, BASELINE)} | ${cell(r, REFERENCE)} | ${ratioCell(r, "eio-native")} | ${ratioCell(r, "eio-attach")} | ${ratioCell(r, REFERENCE)} |`,
     );
   }
+  const compared = comparedLines(rows);
+  if (compared.length) {
+    md.push("");
+    md.push(
+      "WebTransport has no engine.io figure to compare with (engine.io serves it only through",
+    );
+    md.push(
+      "an HTTP/3 server the application brings); each eio-rs figure is compared with the same",
+    );
+    md.push("server's WebSocket figure in the same run:");
+    md.push("");
+    md.push(
+      "| scenario | server | WebTransport | WebSocket (same run) | WebTransport / WebSocket |",
+    );
+    md.push("| --- | --- | ---: | ---: | ---: |");
+    for (const c of compared)
+      md.push(
+        `| ${c.row.name} | ${SERVERS[c.kind]} | ${c.value} | ${c.other === null ? "—" : c.other} (${c.row.compareTo}) | ${c.ratio} |`,
+      );
+  }
   md.push("");
   md.push(
     "Secondary numbers (medians; wall-clock rates depend on the load generator sharing the machine):",
@@ -1309,6 +1411,7 @@ async function main() {
     }
     rows.push(summarize(sc, runs));
   }
+  compareRows(rows);
   printTable(rows);
   const ei = env.serverInfo[BASELINE];
   if (ei)

@@ -17,6 +17,10 @@
 // every other session joined, `io.to("even").emit("b", data)`).
 // and it answers { type: "ready", port, pid, ... } once listening, or
 // { type: "unsupported", code, message } when the mode is not implemented.
+// With `wt` in the options (eio-native and eio-attach), WebTransport is
+// served too, on the engine's own HTTP/3 endpoint (UDP, a port of its own,
+// 127.0.0.1) with a self-signed certificate made for this process; `ready`
+// then has its UDP port as `wtPort`.
 
 const { spawn } = require("child_process");
 const fs = require("fs");
@@ -28,8 +32,21 @@ const kind = process.argv[2];
 // `tls` ({ key, cert, h2 }: PEM file paths): serve over TLS, eio-rs's
 // listen() natively (HTTP/2 by ALPN), the others on Node's https server, or
 // with `h2` on http2.createSecureServer({ allowHTTP1: true }).
-const { tls, sio, ...opts } = JSON.parse(process.argv[3] || "{}");
+const { tls, sio, wt, ...opts } = JSON.parse(process.argv[3] || "{}");
 const pem = tls && { key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) };
+if (wt) {
+  const { key, cert } = require("../__test__/wt/cert.js").makeCertificate({});
+  opts.transports = ["polling", "websocket", "webtransport"];
+  opts.webtransport = { port: 0, host: "127.0.0.1", key, cert };
+}
+
+/** `ready`'s extra fields: the WebTransport endpoint's UDP port, when served. */
+function wtInfo(engine) {
+  if (!wt) return undefined;
+  const address = engine.webTransportAddress();
+  if (!address) throw new Error("bench: the engine serves no WebTransport endpoint");
+  return { wtPort: address.port };
+}
 
 /** The Node server attach() modes use: http, or https / http2 for `tls`. */
 function nodeServer() {
@@ -201,7 +218,7 @@ function main() {
     case "eio-native": {
       const eio = require(root);
       const engine = eio.listen(0, { ...opts, ...pem }, () =>
-        ready(engine, engine.httpServer.address().port),
+        ready(engine, engine.httpServer.address().port, wtInfo(engine)),
       );
       echo(engine);
       break;
@@ -220,7 +237,7 @@ function main() {
         throw err;
       }
       echo(engine);
-      server.listen(0, "127.0.0.1", () => ready(engine, server.address().port));
+      server.listen(0, "127.0.0.1", () => ready(engine, server.address().port, wtInfo(engine)));
       break;
     }
     case "engine.io": {

@@ -3,8 +3,10 @@
 //! It speaks the protocol itself (no engine.io-client): WebSocket sessions
 //! (`/engine.io/?EIO=4&transport=websocket`, open packet `0{...}`, pings `2`
 //! answered with pongs `3`, messages `4<text>` or binary frames) and HTTP
-//! long-polling sessions over raw HTTP/1.1 keep-alive connections. It only
-//! connects to 127.0.0.1.
+//! long-polling sessions over raw HTTP/1.1 keep-alive connections, and
+//! WebTransport sessions (HTTP/3 over QUIC, with wtransport: one
+//! bidirectional stream per session carrying engine.io-parser's stream
+//! framing, the client's open packet first). It only connects to 127.0.0.1.
 //!
 //! Every scenario runs for a bounded time. One message is in flight per
 //! connection and every echo is checked byte for byte.
@@ -132,11 +134,12 @@ async fn connect(port: u16, h2: bool) -> Result<Io, String> {
     Ok(Io::Tls(Box::new(tls)))
 }
 
-const USAGE: &str = "usage: eio-loadgen <ws-echo|poll-echo|conn-rate|idle|broadcast> --port P \
+const USAGE: &str = "usage: eio-loadgen <ws-echo|wt-echo|poll-echo|conn-rate|idle|broadcast> --port P \
 [--path /engine.io/] [--conns N] [--size BYTES] [--binary] [--warmup-ms MS] [--duration-ms MS] \
 [--concurrency N] [--steps N,N,...] [--count K] [--threads T] [--timeout-ms MS] \
 [--ca CERT.pem (TLS)] [--h2 (poll-echo over HTTP/2, with --ca)] \
-[--sio (broadcast: Socket.IO clients of the main namespace)] [--receivers N (broadcast: sessions each reaches)]";
+[--sio (broadcast: Socket.IO clients of the main namespace)] [--receivers N (broadcast: sessions each reaches)] \
+[--wt (idle: WebTransport sessions)]; wt-echo and --wt: --port is the server's UDP port";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -162,6 +165,8 @@ struct Args {
     sio: bool,
     /// Broadcast: how many sessions each broadcast reaches (default: all).
     receivers: Option<usize>,
+    /// Idle: WebTransport sessions (`--port` is then the UDP port).
+    wt: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -185,6 +190,7 @@ fn parse_args() -> Result<Args, String> {
         h2: false,
         sio: false,
         receivers: None,
+        wt: false,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -215,6 +221,7 @@ fn parse_args() -> Result<Args, String> {
             "--h2" => a.h2 = true,
             "--sio" => a.sio = true,
             "--receivers" => a.receivers = Some(num(val()?)? as usize),
+            "--wt" => a.wt = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -375,6 +382,7 @@ impl Shared {
 async fn run(args: Args) -> Result<(), String> {
     match args.mode.as_str() {
         "ws-echo" => ws_echo(args).await,
+        "wt-echo" => wt_echo(args).await,
         "poll-echo" => poll_echo(args).await,
         "conn-rate" => conn_rate(args).await,
         "idle" => idle(args).await,
@@ -452,27 +460,48 @@ async fn sio_connect(mut ws: Ws) -> Result<Ws, String> {
 
 /// Opens `n` sessions with at most `concurrency` handshakes in flight.
 async fn open_many(args: &Args, n: usize, shared: &Arc<Shared>) -> Result<Vec<Ws>, String> {
+    let port = args.port;
+    let path = args.path.clone();
+    let sio = args.sio;
+    open_many_with(args, n, shared, "websocket", move || {
+        let path = path.clone();
+        async move {
+            let ws = ws_open(port, &path).await?;
+            if sio {
+                sio_connect(ws).await
+            } else {
+                Ok(ws)
+            }
+        }
+    })
+    .await
+}
+
+/// Opens `n` sessions with `open`, at most `concurrency` of them in flight,
+/// each within `--timeout-ms`.
+async fn open_many_with<T, F, Fut>(
+    args: &Args,
+    n: usize,
+    shared: &Arc<Shared>,
+    what: &'static str,
+    open: F,
+) -> Result<Vec<T>, String>
+where
+    T: Send + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+{
     let sem = Arc::new(Semaphore::new(args.concurrency));
     let mut set = JoinSet::new();
     for _ in 0..n {
         let sem = sem.clone();
-        let port = args.port;
-        let path = args.path.clone();
         let timeout = Duration::from_millis(args.timeout_ms);
-        let sio = args.sio;
+        let open = open();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.unwrap();
-            let open = async {
-                let ws = ws_open(port, &path).await?;
-                if sio {
-                    sio_connect(ws).await
-                } else {
-                    Ok(ws)
-                }
-            };
             match tokio::time::timeout(timeout, open).await {
                 Ok(r) => r,
-                Err(_) => Err("websocket open timed out".into()),
+                Err(_) => Err(format!("{what} open timed out")),
             }
         });
     }
@@ -480,9 +509,9 @@ async fn open_many(args: &Args, n: usize, shared: &Arc<Shared>) -> Result<Vec<Ws
     let mut first_err = None;
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(Ok(ws)) => {
+            Ok(Ok(s)) => {
                 shared.opened.fetch_add(1, Ordering::Relaxed);
-                out.push(ws)
+                out.push(s)
             }
             Ok(Err(e)) => {
                 shared.error(e.clone());
@@ -649,6 +678,287 @@ async fn ws_echo(args: Args) -> Result<(), String> {
     echo_result(&mut ctl, &args, &shared, &mut set).await
 }
 
+// ------------------------------------------------------------- WebTransport
+
+/// QUIC endpoints (UDP sockets) the WebTransport sessions share, in turn: a
+/// few, so that the load generator's receive work is spread over its
+/// threads, not one per session (each holds a large receive buffer).
+const WT_ENDPOINTS: usize = 16;
+
+/// Longest WebTransport packet accepted (the echo's are 16 KiB at most).
+const WT_MAX_PACKET: u64 = 16 << 20;
+
+/// The client endpoints, handed out in turn.
+struct WtPool {
+    endpoints: Vec<Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>>,
+    next: AtomicU64,
+}
+
+impl WtPool {
+    fn new(sessions: usize) -> Result<Self, String> {
+        let mut endpoints = Vec::new();
+        for _ in 0..sessions.clamp(1, WT_ENDPOINTS) {
+            // Any certificate: the server's is self-signed, made for the run.
+            let config = wtransport::ClientConfig::builder()
+                .with_bind_address(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .with_no_cert_validation()
+                // The server's limit (its heartbeat, and at least 30 s) decides.
+                .max_idle_timeout(None)
+                .map_err(|e| format!("QUIC idle timeout: {e}"))?
+                .build();
+            let ep =
+                wtransport::Endpoint::client(config).map_err(|e| format!("QUIC endpoint: {e}"))?;
+            endpoints.push(Arc::new(ep));
+        }
+        Ok(WtPool {
+            endpoints,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    fn pick(&self) -> Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        self.endpoints[i % self.endpoints.len()].clone()
+    }
+}
+
+/// An Engine.IO session over WebTransport: one bidirectional stream carrying
+/// engine.io-parser's stream framing (a length header, its first bit set for
+/// binary payloads, then the payload).
+struct Wt {
+    conn: wtransport::Connection,
+    send: wtransport::SendStream,
+    recv: wtransport::RecvStream,
+    buf: BytesMut,
+    _endpoint: Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>,
+}
+
+/// A packet's length header.
+fn wt_header(out: &mut Vec<u8>, len: usize, binary: bool) {
+    let flag = if binary { 0x80 } else { 0 };
+    if len < 126 {
+        out.push(flag | len as u8);
+    } else if len < 65536 {
+        out.push(flag | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(flag | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+/// One framed packet: `(binary, payload)`, or None until more bytes came.
+fn wt_parse(buf: &mut BytesMut) -> Result<Option<(bool, Bytes)>, String> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let (head, len) = match first & 0x7f {
+        126 if buf.len() >= 3 => (3, u16::from_be_bytes([buf[1], buf[2]]) as u64),
+        127 if buf.len() >= 9 => (9, u64::from_be_bytes(buf[1..9].try_into().unwrap())),
+        126 | 127 => return Ok(None),
+        n => (1, n as u64),
+    };
+    if len > WT_MAX_PACKET {
+        return Err(format!("webtransport packet of {len} B"));
+    }
+    if buf.len() < head + len as usize {
+        return Ok(None);
+    }
+    buf.advance(head);
+    Ok(Some((
+        first & 0x80 != 0,
+        buf.split_to(len as usize).freeze(),
+    )))
+}
+
+fn wt_describe(binary: bool, p: &[u8]) -> String {
+    if binary {
+        return format!("binary ({} B)", p.len());
+    }
+    let s = String::from_utf8_lossy(&p[..p.len().min(40)]);
+    if p.len() > 40 {
+        format!("text {s:?}... ({} B)", p.len())
+    } else {
+        format!("text {s:?}")
+    }
+}
+
+impl Wt {
+    /// Opens a session and its stream, sends the open packet and reads the
+    /// server's.
+    async fn open(
+        endpoint: Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>,
+        port: u16,
+        path: &str,
+    ) -> Result<Self, String> {
+        let url = format!("https://127.0.0.1:{port}{path}?EIO=4&transport=webtransport");
+        let conn = endpoint
+            .connect(url)
+            .await
+            .map_err(|e| format!("webtransport session: {e}"))?;
+        let (send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| format!("webtransport stream: {e}"))?
+            .await
+            .map_err(|e| format!("webtransport stream: {e}"))?;
+        let mut wt = Wt {
+            conn,
+            send,
+            recv,
+            buf: BytesMut::with_capacity(64 * 1024),
+            _endpoint: endpoint,
+        };
+        wt.write(&[0x01, b'0']).await?;
+        match wt.read().await? {
+            (false, p) if p.starts_with(b"0{") && find(&p, b"\"sid\"").is_some() => Ok(wt),
+            (binary, p) => Err(format!(
+                "expected the open packet, got {}",
+                wt_describe(binary, &p)
+            )),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.send
+            .write_all(bytes)
+            .await
+            .map_err(|e| format!("webtransport write: {e}"))
+    }
+
+    /// The next packet.
+    async fn read(&mut self) -> Result<(bool, Bytes), String> {
+        loop {
+            if let Some(p) = wt_parse(&mut self.buf)? {
+                return Ok(p);
+            }
+            if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+                self.buf.reserve(64 * 1024);
+            }
+            match self.recv.read_buf(&mut self.buf).await {
+                Ok(0) => return Err("webtransport stream closed by the server".into()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("webtransport read: {e}")),
+            }
+        }
+    }
+
+    /// Answers a ping (`2`) with a pong; false for any other packet.
+    async fn pong(&mut self, shared: &Shared, binary: bool, p: &[u8]) -> Result<bool, String> {
+        if binary || p != b"2" {
+            return Ok(false);
+        }
+        shared.pings.fetch_add(1, Ordering::Relaxed);
+        self.write(&[0x01, b'3']).await?;
+        Ok(true)
+    }
+
+    fn close(&self) {
+        self.conn.close(wtransport::VarInt::from_u32(0), b"");
+    }
+}
+
+async fn wt_open_many(
+    args: &Args,
+    n: usize,
+    shared: &Arc<Shared>,
+    pool: &Arc<WtPool>,
+) -> Result<Vec<Wt>, String> {
+    let port = args.port;
+    let path = args.path.clone();
+    let pool = pool.clone();
+    open_many_with(args, n, shared, "webtransport", move || {
+        let endpoint = pool.pick();
+        let path = path.clone();
+        async move { Wt::open(endpoint, port, &path).await }
+    })
+    .await
+}
+
+async fn wt_echo_worker(id: usize, mut wt: Wt, args: Args, shared: Arc<Shared>) {
+    let mut payload = vec![0u8; args.size];
+    init_payload(&mut payload, args.binary);
+    // The packet as framed: header, `4` for text, then the payload.
+    let mut frame = Vec::with_capacity(args.size + 10);
+    let res: Result<(), String> = async {
+        let mut seq = 0u64;
+        while !shared.stop.load(Ordering::Relaxed) {
+            stamp_payload(&mut payload, id, seq);
+            frame.clear();
+            if args.binary {
+                wt_header(&mut frame, payload.len(), true);
+            } else {
+                wt_header(&mut frame, payload.len() + 1, false);
+                frame.push(b'4');
+            }
+            frame.extend_from_slice(&payload);
+            wt.write(&frame).await?;
+            loop {
+                let (binary, p) = wt
+                    .read()
+                    .await
+                    .map_err(|e| format!("conn {id} seq {seq}: {e}"))?;
+                if wt.pong(&shared, binary, &p).await? {
+                    continue;
+                }
+                let echoed = if args.binary {
+                    binary && p[..] == payload[..]
+                } else {
+                    !binary && p.len() == args.size + 1 && p[0] == b'4' && p[1..] == payload[..]
+                };
+                if echoed {
+                    break;
+                }
+                return Err(format!(
+                    "conn {id} seq {seq}: echo mismatch: got {} (expected {} B)",
+                    wt_describe(binary, &p),
+                    payload.len()
+                ));
+            }
+            shared.count.fetch_add(1, Ordering::Relaxed);
+            seq += 1;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = res {
+        shared.error(e);
+    }
+    shared.closed.fetch_add(1, Ordering::Relaxed);
+    wt.close();
+}
+
+async fn wt_echo(args: Args) -> Result<(), String> {
+    let shared = Arc::new(Shared::default());
+    let mut ctl = Ctl::new();
+    let pool = Arc::new(WtPool::new(args.conns)?);
+    let conns = wt_open_many(&args, args.conns, &shared, &pool).await?;
+    let mut set = JoinSet::new();
+    for (id, wt) in conns.into_iter().enumerate() {
+        set.spawn(wt_echo_worker(id, wt, args.clone(), shared.clone()));
+    }
+    echo_result(&mut ctl, &args, &shared, &mut set).await
+}
+
+/// An idle WebTransport session: answers pings, nothing else expected.
+async fn wt_idle_session(mut wt: Wt, shared: Arc<Shared>) {
+    let res: Result<(), String> = async {
+        loop {
+            let (binary, p) = wt.read().await?;
+            if !wt.pong(&shared, binary, &p).await? {
+                return Err(format!("idle session got {}", wt_describe(binary, &p)));
+            }
+        }
+    }
+    .await;
+    if let Err(e) = res {
+        if !shared.stop.load(Ordering::Relaxed) {
+            shared.error(e);
+        }
+    }
+    shared.closed.fetch_add(1, Ordering::Relaxed);
+}
+
 // ------------------------------------------------------------ connection rate
 
 async fn conn_rate_worker(args: Args, shared: Arc<Shared>) {
@@ -781,14 +1091,25 @@ async fn idle(args: Args) -> Result<(), String> {
     } else {
         args.steps.clone()
     };
+    let wt_pool = if args.wt {
+        let most = steps.iter().copied().max().unwrap_or(1);
+        Some(Arc::new(WtPool::new(most)?))
+    } else {
+        None
+    };
     let mut open = 0usize;
     let mut set = JoinSet::new();
     for &target in &steps {
         if target > open {
             let t = Instant::now();
-            let conns = open_many(&args, target - open, &shared).await?;
-            for ws in conns {
-                set.spawn(idle_session(ws, shared.clone(), None));
+            if let Some(pool) = &wt_pool {
+                for wt in wt_open_many(&args, target - open, &shared, pool).await? {
+                    set.spawn(wt_idle_session(wt, shared.clone()));
+                }
+            } else {
+                for ws in open_many(&args, target - open, &shared).await? {
+                    set.spawn(idle_session(ws, shared.clone(), None));
+                }
             }
             open = target;
             let errors = shared.errors.load(Ordering::Relaxed);
