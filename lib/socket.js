@@ -67,6 +67,19 @@ function endEpochSoon() {
   process.nextTick(endEpoch);
 }
 
+/** `socket.request`: the handshake request, made when first read. */
+const REQUEST = {
+  get() {
+    if (typeof this._request === "string") this._request = new EngineRequest(this._request);
+    return this._request;
+  },
+  set(req) {
+    this._request = req;
+  },
+  configurable: true,
+  enumerable: false,
+};
+
 /**
  * An Engine.IO session, as engine.io's `Socket`: the state and buffers live
  * in Rust, this object forwards calls and re-emits events.
@@ -97,6 +110,11 @@ class Socket extends EventEmitter {
     // What only some applications read is made when first read: an idle
     // session costs little JS memory.
     this._request = request;
+    // An own property, so that `delete socket.request` leaves a socket
+    // without a request, as engine.io's plain field does (Socket.IO
+    // simulates a WebTransport session so). One shared descriptor: every
+    // socket keeps the same shape, and no slot is added per socket.
+    Object.defineProperty(this, "request", REQUEST);
     this._transport = transportName;
     this._packetsFn = null;
     this._upgradingTransport = null;
@@ -131,16 +149,6 @@ class Socket extends EventEmitter {
       for (let n = this.listenerCount(name); n > 0; n--) this.server._listenerRemoved(name);
     }
     return super.removeAllListeners(...arguments);
-  }
-
-  /** The handshake request (engine.io's `socket.request`). */
-  get request() {
-    if (typeof this._request === "string") this._request = new EngineRequest(this._request);
-    return this._request;
-  }
-
-  set request(req) {
-    this._request = req;
   }
 
   get remoteAddress() {
