@@ -3,6 +3,7 @@
 //! turns the [`HttpResponse`] back into its own response type.
 
 pub mod polling;
+mod upgrade;
 pub mod websocket;
 pub mod webtransport;
 pub mod ws;

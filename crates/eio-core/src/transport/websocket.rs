@@ -1,6 +1,7 @@
 //! The WebSocket transport: one task per connection reads frames, writes
 //! what the session buffers, and runs the upgrade of a polling session.
 
+use super::upgrade::{self, upgrade_timer, Step, UpgradeTimer, UpgradeTimers};
 use super::ws::{Ready, WsIo};
 use crate::engine::log::{self, debug, Scope};
 use crate::engine::stats::{Counter, Counters};
@@ -21,7 +22,6 @@ use crate::transport::Headers;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -248,9 +248,6 @@ fn accept_key(key: &str) -> String {
 /// it lets go of the socket.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// engine.io's upgrade check interval.
-const UPGRADE_TICK: Duration = Duration::from_millis(100);
-
 /// Serves an accepted WebSocket until it ends, on the connection its 101
 /// went out on. `head` holds bytes that arrived with the upgrade request.
 pub fn serve(
@@ -397,10 +394,9 @@ impl Connection<'_> {
     }
 
     async fn run(&mut self, head: Bytes) -> End {
-        let mut timers = self.candidate.then(|| UpgradeTimers {
-            timeout: Box::pin(tokio::time::sleep(self.engine.config().upgrade_timeout)),
-            tick: None,
-        });
+        let mut timers = self
+            .candidate
+            .then(|| UpgradeTimers::new(self.engine.config().upgrade_timeout));
         if !head.is_empty() {
             let n = head.len() as u64;
             self.engine
@@ -608,15 +604,14 @@ impl Connection<'_> {
     /// One packet of the upgrade dance: `2probe` → `3probe`, then `5`.
     async fn upgrade_step(&mut self, packet: Packet) -> Option<End> {
         let id = self.link.id;
-        match (packet.kind, &packet.data) {
-            (PacketType::Ping, PacketData::Text(t)) if t == "probe" => {
+        match upgrade::step(self.session(), id, &packet) {
+            Step::Pong => {
                 debug!(
                     self.session(),
                     Scope::Socket,
                     "got probe ping packet, sending pong"
                 );
-                let pong = Packet::text(PacketType::Pong, "probe");
-                let written = match self.encode(&pong) {
+                let written = match self.encode(&upgrade::probe_pong()) {
                     Ok(()) => self.flush().await,
                     Err(e) => Err(e),
                 };
@@ -630,17 +625,11 @@ impl Connection<'_> {
                 self.probed = true;
                 None
             }
-            (PacketType::Upgrade, _) => {
-                if !self.session().upgrade_complete(id) {
-                    return Some(End::Closed);
-                }
+            Step::Upgraded => {
                 self.candidate = false;
                 None
             }
-            _ => {
-                self.session().upgrade_abort(id);
-                Some(End::Closed)
-            }
+            Step::End => Some(End::Closed),
         }
     }
 
@@ -727,46 +716,6 @@ impl Connection<'_> {
         })
         .await;
     }
-}
-
-/// The upgrade timeout and, once probed, engine.io's 100 ms check; on the
-/// heap, since most connections never upgrade and an idle connection's
-/// task should stay small.
-struct UpgradeTimers {
-    timeout: Pin<Box<tokio::time::Sleep>>,
-    tick: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-enum UpgradeTimer {
-    Expired,
-    Tick,
-}
-
-/// Waits for the next upgrade timer; forever, when there is no upgrade.
-async fn upgrade_timer(timers: &mut Option<UpgradeTimers>, probed: bool) -> UpgradeTimer {
-    let Some(t) = timers else {
-        return std::future::pending().await;
-    };
-    if probed && t.tick.is_none() {
-        t.tick = Some(Box::pin(tokio::time::sleep(UPGRADE_TICK)));
-    }
-    let tick = async {
-        match &mut t.tick {
-            Some(s) => s.as_mut().await,
-            None => std::future::pending().await,
-        }
-    };
-    let ticked = tokio::select! {
-        _ = t.timeout.as_mut() => false,
-        _ = tick => true,
-    };
-    if !ticked {
-        return UpgradeTimer::Expired;
-    }
-    if let Some(s) = &mut t.tick {
-        s.as_mut().reset(tokio::time::Instant::now() + UPGRADE_TICK);
-    }
-    UpgradeTimer::Tick
 }
 
 /// Appends `p` as one frame to `out`, compressed (through `zbuf`) when

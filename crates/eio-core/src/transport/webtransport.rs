@@ -8,6 +8,7 @@
 //! reads packets, writes what the session buffers, and runs the upgrade
 //! when the stream joins a session that started on another transport.
 
+use super::upgrade::{self, upgrade_timer, Step, UpgradeTimer, UpgradeTimers};
 use crate::engine::log::{debug, Scope};
 use crate::engine::stats::Counter;
 use crate::engine::{
@@ -60,9 +61,6 @@ pub(crate) const READ_SIZE: usize = 64 * 1024;
 
 /// How long closing waits for the client to read what was written.
 pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(1);
-
-/// engine.io's upgrade check interval.
-const UPGRADE_TICK: Duration = Duration::from_millis(100);
 
 /// Serves a WebTransport stream until it ends. Its first packet must come
 /// before `deadline` and be an `open`: empty for a new session, or
@@ -249,10 +247,9 @@ impl Conn<'_> {
     }
 
     async fn run(&mut self) -> End {
-        let mut timeout = self
+        let mut timers = self
             .candidate
-            .then(|| Box::pin(tokio::time::sleep(self.engine.config().upgrade_timeout)));
-        let mut tick: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+            .then(|| UpgradeTimers::new(self.engine.config().upgrade_timeout));
         // A new session has its open packet buffered already.
         self.link.notify.notify_one();
         let mut failed = None;
@@ -269,24 +266,9 @@ impl Conn<'_> {
                 return e;
             }
             if !self.candidate {
-                timeout = None;
-                tick = None;
-            } else if self.probed && tick.is_none() {
-                tick = Some(Box::pin(tokio::time::sleep(UPGRADE_TICK)));
+                timers = None;
             }
-            let timer = async {
-                match (&mut timeout, &mut tick) {
-                    (Some(t), Some(k)) => tokio::select! {
-                        _ = t.as_mut() => false,
-                        _ = k.as_mut() => true,
-                    },
-                    (Some(t), None) => {
-                        t.as_mut().await;
-                        false
-                    }
-                    _ => std::future::pending().await,
-                }
-            };
+            let probed = self.probed;
             tokio::select! {
                 _ = link.notify.notified() => {
                     if let Some(end) = self.write_batch().await {
@@ -305,16 +287,13 @@ impl Conn<'_> {
                     // is delivered, then the session closes.
                     Ok(Read::Bad(_)) => failed = Some(End::Parse),
                 },
-                ticked = timer => {
-                    if !ticked {
+                timer = upgrade_timer(&mut timers, probed) => match timer {
+                    UpgradeTimer::Expired => {
                         self.session().upgrade_abort(self.link.id);
                         return End::Closed;
                     }
-                    if let Some(k) = &mut tick {
-                        k.as_mut().reset(Instant::now() + UPGRADE_TICK);
-                    }
-                    self.session().upgrade_tick(self.link.id);
-                }
+                    UpgradeTimer::Tick => self.session().upgrade_tick(self.link.id),
+                },
             }
         }
     }
@@ -332,14 +311,14 @@ impl Conn<'_> {
     /// One packet of the upgrade dance: `2probe` → `3probe`, then `5`.
     async fn upgrade_step(&mut self, packet: Packet) -> Option<End> {
         let id = self.link.id;
-        match (packet.kind, &packet.data) {
-            (PacketType::Ping, PacketData::Text(t)) if t == "probe" => {
+        match upgrade::step(self.session(), id, &packet) {
+            Step::Pong => {
                 debug!(
                     self.session(),
                     Scope::Socket,
                     "got probe ping packet, sending pong"
                 );
-                encode_stream_packet(&mut self.out, &Packet::text(PacketType::Pong, "probe"));
+                encode_stream_packet(&mut self.out, &upgrade::probe_pong());
                 if let Err(e) = self.flush().await {
                     self.session().upgrade_abort(id);
                     return Some(End::Error(e.to_string()));
@@ -350,17 +329,11 @@ impl Conn<'_> {
                 self.probed = true;
                 None
             }
-            (PacketType::Upgrade, _) => {
-                if !self.session().upgrade_complete(id) {
-                    return Some(End::Closed);
-                }
+            Step::Upgraded => {
                 self.candidate = false;
                 None
             }
-            _ => {
-                self.session().upgrade_abort(id);
-                Some(End::Closed)
-            }
+            Step::End => Some(End::Closed),
         }
     }
 
