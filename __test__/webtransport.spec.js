@@ -238,6 +238,29 @@ describe("WebTransport (engine.io's cases, native endpoint)", () => {
     await stop(ctx.engine);
   });
 
+  test("generateId, initial_headers and headers run for the CONNECT request", async () => {
+    const ctx = await start({ cookie: true });
+    const seen = [];
+    ctx.engine.generateId = (req) => {
+      seen.push(["generateId", req.method]);
+      return "wt-" + seen.length;
+    };
+    ctx.engine.on("initial_headers", (headers, req) => {
+      seen.push(["initial_headers", req.method]);
+      headers["x-seen"] = "1";
+    });
+    ctx.engine.on("headers", (headers, req) => seen.push(["headers", req.method]));
+    const { socket, open } = await handshake(ctx);
+    assert.equal(socket.id, "wt-1");
+    assert.equal(open.sid, "wt-1");
+    assert.deepEqual(seen, [
+      ["generateId", "CONNECT"],
+      ["initial_headers", "CONNECT"],
+      ["headers", "CONNECT"],
+    ]);
+    await stop(ctx.engine);
+  });
+
   test("sends pings and reads pongs", async () => {
     const ctx = await start({ pingInterval: 30, pingTimeout: 1000 });
     const { peer, socket } = await handshake(ctx);

@@ -11,7 +11,7 @@ use super::tls::{quic_server_config, TlsError, TlsSettings};
 use crate::engine::log::{debug, Scope};
 use crate::engine::{Admission, Engine, RequestError, RequestInfo, TransportKind, Verified};
 use crate::error::ErrorCode;
-use crate::http::Fields;
+use crate::http::{Fields, Headers};
 use crate::protocol::Protocol;
 use crate::transport::webtransport::{serve, Admitted, WtIo, CLOSE_LINGER, READ_SIZE};
 use bytes::Bytes;
@@ -249,8 +249,8 @@ async fn session(front: Arc<Front>, incoming: IncomingSession, pending: Pending)
     }
     let info = Arc::new(info);
     let open = engine.open_request(info.clone());
-    let sid = match admit(engine, &info).await {
-        Ok(sid) => sid,
+    let (sid, admitted, headers) = match admit(engine, &info).await {
+        Ok(a) => a,
         Err(refusal) => {
             // Reported first, so the application hears of it before the
             // client does.
@@ -261,7 +261,10 @@ async fn session(front: Arc<Front>, incoming: IncomingSession, pending: Pending)
             return request.forbidden().await;
         }
     };
-    let conn = match request.accept().await {
+    let headers = headers
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()));
+    let conn = match request.accept_with_headers(headers).await {
         Ok(c) => c,
         Err(e) => return debug!(engine, Scope::Engine, "WebTransport session failed: {e}"),
     };
@@ -279,40 +282,57 @@ async fn session(front: Arc<Front>, incoming: IncomingSession, pending: Pending)
     drop(pending);
     tokio::spawn(refuse_more(conn.clone()));
     let io = Box::new(NativeIo { conn, send, recv });
-    serve(engine.clone(), open, Admitted::Checked, sid, io, deadline).await;
+    serve(engine.clone(), open, admitted, sid, io, deadline).await;
 }
 
-/// engine.io's checks on the CONNECT request. `Ok`: the session it names
-/// (for an upgrade) or none; `Err`: refused, with the error to report
+/// engine.io's checks on the CONNECT request, then the id of the session
+/// it may open (`generateId`) and the headers of the answer (the
+/// middlewares', then the `initial_headers`/`headers` listeners' and the
+/// cookie). `Ok`: the session the request names (for an upgrade), how it
+/// was admitted, the headers. `Err`: refused, with the error to report
 /// (none when a middleware answered).
+///
+/// engine.io-client names no session in the request even to upgrade (its
+/// first packet does), so an id is made for every request that names
+/// none, and dropped when the stream turns out to be an upgrade.
 async fn admit(
     engine: &Engine,
     info: &Arc<RequestInfo>,
-) -> Result<Option<String>, Option<RequestError>> {
-    match engine.admit(info, true, true).await {
-        Admission::Proceed {
-            verified: Verified::Handshake(TransportKind::WebTransport),
-            ..
-        } => match engine.handshake_protocol(info) {
-            Ok(Protocol::V4) => Ok(None),
+) -> Result<(Option<String>, Admitted, Headers), Option<RequestError>> {
+    let (verified, headers) = match engine.admit(info, true, true).await {
+        Admission::Proceed { verified, headers } => (verified, headers),
+        Admission::Respond(_) => return Err(None),
+        Admission::Refused(e, _) => return Err(Some(e)),
+    };
+    let (named, new_sid) = match verified {
+        Verified::Handshake(TransportKind::WebTransport) => match engine.handshake_id(info).await {
+            Ok((Protocol::V4, sid)) => (None, sid),
             // WebTransport exists in Engine.IO v4 only.
-            Ok(Protocol::V3) => Err(Some(RequestError::new(
-                ErrorCode::UnsupportedProtocolVersion,
-                json!({ "protocol": 3 }),
-            ))),
-            Err(e) => Err(Some(e)),
+            Ok((Protocol::V3, _)) => {
+                return Err(Some(RequestError::new(
+                    ErrorCode::UnsupportedProtocolVersion,
+                    json!({ "protocol": 3 }),
+                )))
+            }
+            Err(e) => return Err(Some(e)),
         },
-        Admission::Proceed {
-            verified: Verified::Existing(session, TransportKind::WebTransport),
-            ..
-        } => Ok(Some(session.sid.to_string())),
-        Admission::Proceed { .. } => Err(Some(RequestError::new(
-            ErrorCode::BadRequest,
-            json!({ "name": "TRANSPORT_MISMATCH", "transport": info.query("transport") }),
-        ))),
-        Admission::Respond(_) => Err(None),
-        Admission::Refused(e, _) => Err(Some(e)),
-    }
+        Verified::Existing(session, TransportKind::WebTransport) => {
+            (Some(session.sid.to_string()), String::new())
+        }
+        _ => {
+            return Err(Some(RequestError::new(
+                ErrorCode::BadRequest,
+                json!({ "name": "TRANSPORT_MISMATCH", "transport": info.query("transport") }),
+            )))
+        }
+    };
+    let initial = named.is_none();
+    let sid: Arc<str> = Arc::from(named.as_deref().unwrap_or(&new_sid));
+    let headers = engine.response_headers(info, &sid, initial, headers).await;
+    let admitted = Admitted::Checked {
+        new_sid: initial.then_some(new_sid),
+    };
+    Ok((named, admitted, headers))
 }
 
 /// The CONNECT request as the engine and the application see it: method

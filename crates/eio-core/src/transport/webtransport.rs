@@ -44,13 +44,18 @@ pub trait WtIo: Send {
     fn close(&mut self) -> BoxFuture<'_, ()>;
 }
 
-/// How a stream's session was admitted, which decides what its handshake
-/// may ask of the application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a stream's session was admitted, which decides where a new
+/// session's id comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admitted {
     /// Through the engine's checks on the CONNECT request (middlewares,
-    /// `allowRequest`): `generateId` gets the request too.
-    Checked,
+    /// `allowRequest`, `generateId`): a new session takes `new_sid`, the id
+    /// made then. `None` when the request named a session (only its
+    /// upgrade may follow).
+    Checked {
+        /// The id for a new session.
+        new_sid: Option<String>,
+    },
     /// Handed over by the application with no request to check (engine.io's
     /// `onWebTransportSession`): ids come from the engine, as in engine.io.
     Handed,
@@ -112,15 +117,11 @@ pub async fn serve(
     match opened {
         Opened::New => {
             let sid = match admitted {
-                Admitted::Checked => match engine.handshake_id(request.info()).await {
-                    Ok((_, sid)) => sid,
-                    Err(e) => {
-                        let req = request.info().clone();
-                        drop(request);
-                        conn.io.close().await;
-                        return engine.report_error(req, e);
-                    }
-                },
+                Admitted::Checked { new_sid: Some(sid) } => sid,
+                Admitted::Checked { new_sid: None } => {
+                    debug!(&engine, Scope::Engine, "invalid WebTransport handshake");
+                    return conn.io.close().await;
+                }
                 Admitted::Handed => generate_sid(),
             };
             let driver = WtDriver::boxed(&link);
