@@ -261,9 +261,7 @@ async fn session(front: Arc<Front>, incoming: IncomingSession, pending: Pending)
             return request.forbidden().await;
         }
     };
-    let headers = headers
-        .into_iter()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()));
+    let headers = h3_headers(headers);
     let conn = match request.accept_with_headers(headers).await {
         Ok(c) => c,
         Err(e) => return debug!(engine, Scope::Engine, "WebTransport session failed: {e}"),
@@ -333,6 +331,24 @@ async fn admit(
         new_sid: initial.then_some(new_sid),
     };
     Ok((named, admitted, headers))
+}
+
+/// Response headers as HTTP/3 allows them: names in lower case, and none
+/// of HTTP/1.1's connection-specific fields (a browser refuses an answer
+/// that has either, RFC 9114 §4.2).
+fn h3_headers(headers: Headers) -> Vec<(String, String)> {
+    const CONNECTION_SPECIFIC: [&str; 5] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    headers
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+        .filter(|(k, _)| !CONNECTION_SPECIFIC.contains(&k.as_str()))
+        .collect()
 }
 
 /// The CONNECT request as the engine and the application see it: method
@@ -451,6 +467,22 @@ impl WtIo for NativeIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answer_headers_are_lower_case_and_not_connection_specific() {
+        let h: Headers = vec![
+            ("Access-Control-Allow-Origin".into(), "*".into()),
+            ("Connection".into(), "keep-alive".into()),
+            ("Set-Cookie".into(), "io=x".into()),
+        ];
+        assert_eq!(
+            h3_headers(h),
+            [
+                ("access-control-allow-origin".to_string(), "*".to_string()),
+                ("set-cookie".to_string(), "io=x".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn a_bare_path_is_a_webtransport_v4_request() {
