@@ -8,12 +8,14 @@
 //
 //   node bench/run.js [--quick] [--reps N] [--scenario NAME[,NAME]] [--pin]
 //                     [--servers eio-native,eio-attach,engine.io,engineioxide,node-http]
-//                     [--write-results] [--no-build]
+//                     [--server-cores 1,2] [--write-results] [--no-build]
 //
 // Each measurement starts its server in a fresh child process
 // (bench/server.js) and drives it with the Rust load generator
-// (bench/loadgen). The server's CPU time (utime + stime) and RSS are read
-// from /proc before and after each measured window.
+// (bench/loadgen). The server's CPU time (utime + stime; its main thread's
+// alone too, the event loop of the Node servers) and RSS are read from
+// /proc before and after each measured window. `--server-cores`: the server
+// CPU counts of the saturation scenario (those up to nproc).
 
 const { spawn, spawnSync, execFileSync } = require("child_process");
 const fs = require("fs");
@@ -47,6 +49,11 @@ const REFERENCE = "engineioxide";
 // Not a candidate either: what Node's HTTP server alone costs per polling
 // message, which every attach() server pays (bench/server.js `nodeHttp`).
 const FLOOR = "node-http";
+// Saturation: the highest step whose p99 round trip stays under this.
+const SATURATION_P99_MS = 50;
+// The issue's target for the event loop's CPU per WebSocket echo message,
+// eio-rs / engine.io.
+const LOOP_TARGET = 1 / 5;
 
 // ------------------------------------------------------------------ options
 
@@ -59,6 +66,7 @@ function parseArgs(argv) {
     servers: null,
     writeResults: false,
     build: true,
+    serverCores: [1, 2],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -73,12 +81,18 @@ function parseArgs(argv) {
     else if (a === "--servers") o.servers = val().split(",").filter(Boolean);
     else if (a === "--write-results") o.writeResults = true;
     else if (a === "--no-build") o.build = false;
-    else if (a === "-h" || a === "--help") {
+    else if (a === "--server-cores") {
+      o.serverCores = val()
+        .split(",")
+        .map((x) => parseInt(x, 10));
+      if (!o.serverCores.length || o.serverCores.some((c) => !(c >= 1)))
+        die("--server-cores takes CPU counts, e.g. 1,2");
+    } else if (a === "-h" || a === "--help") {
       console.log(
         fs
           .readFileSync(__filename, "utf8")
           .split("\n")
-          .slice(3, 16)
+          .slice(3, 18)
           .join("\n")
           .replace(/^\/\/ ?/gm, ""),
       );
@@ -328,6 +342,21 @@ function scenarioList(quick) {
       targets: {},
     },
     ...sioBroadcasts(quick),
+    {
+      name: "saturation",
+      title:
+        "Saturation: WebSocket echo, 64 B, closed loop, the server pinned to C CPUs, the load generator to the others",
+      kind: "saturation",
+      servers: ["eio-native", "engine.io", REFERENCE],
+      unit: `msg/s wall-clock with p99 RTT < ${SATURATION_P99_MS} ms`,
+      better: "higher",
+      // Connections (one message in flight each), stepped up until the p99
+      // round trip reaches the limit.
+      steps: quick ? [64, 256] : [64, 128, 256, 512],
+      size: 64,
+      warmupMs: quick ? 300 : 1000,
+      durationMs: quick ? 1000 : 3000,
+    },
   ];
 }
 
@@ -429,9 +458,59 @@ function sample(pid) {
   return {
     cpuMs: (ticks * 1000) / CLK_TCK,
     sysMs: (sysTicks * 1000) / CLK_TCK,
+    mainMs: threadCpuMs(pid, pid),
     rss: m ? Number(m[1]) * 1024 : NaN,
     t: performance.now(),
   };
+}
+
+/**
+ * CPU ms (utime + stime) of thread `tid` of `pid`: with tid = pid, the main
+ * thread alone, which in Node is the event loop (the "node" group of
+ * sampleThreads() also holds V8's helper threads, which share its name).
+ */
+function threadCpuMs(pid, tid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch (_) {
+    return NaN;
+  }
+}
+
+/**
+ * CPU ms of `pid`'s live threads in three classes: `main` (tid = pid: Node's
+ * event loop; the reference's main thread, which only waits for its
+ * runtime), `runtime` (the tokio workers: eio-rs's "eio-rs", the
+ * reference's "tokio-rt-worker") and `other` (V8's helpers, libuv's pool...).
+ */
+function sampleThreadClasses(pid) {
+  const out = { main: 0, runtime: 0, other: 0 };
+  let tasks = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch (_) {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+      const cls =
+        Number(tid) === pid
+          ? "main"
+          : comm.startsWith("eio-rs") || comm.startsWith("tokio-rt-worker")
+            ? "runtime"
+            : "other";
+      out[cls] += ms;
+    } catch (_) {
+      /* thread exited */
+    }
+  }
+  return out;
 }
 
 /** CPU ms per thread name (comm) of the live threads of `pid`. */
@@ -511,11 +590,14 @@ function pct(x) {
   return Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : "—";
 }
 
+function cpuRange(a, b) {
+  return a === b ? `${a}` : `${a}-${b}`;
+}
+
 function cpuSplit(n) {
   // Server on the first half of the CPUs, load generator on the rest.
   const half = Math.max(1, Math.floor(n / 2));
-  const range = (a, b) => (a === b ? `${a}` : `${a}-${b}`);
-  return { server: range(0, half - 1), loadgen: range(half, Math.max(half, n - 1)) };
+  return { server: cpuRange(0, half - 1), loadgen: cpuRange(half, Math.max(half, n - 1)) };
 }
 
 // -------------------------------------------------------------------- setup
@@ -676,6 +758,8 @@ function tlsCert() {
 async function runOne(sc, kind, env) {
   let opts = sc.tls ? { ...sc.opts, tls: { ...tlsCert(), h2: sc.tls === "h2" } } : sc.opts;
   if (sc.wt) opts = { ...opts, wt: true };
+  // The event-loop delay monitor, in the Node servers' throughput runs.
+  if (sc.kind === "throughput" && kind !== REFERENCE) opts = { ...opts, eld: true };
   const server = startServer(kind, opts, env.cpus && env.cpus.server);
   let ready;
   try {
@@ -689,19 +773,41 @@ async function runOne(sc, kind, env) {
     return { unsupported: true, message: ready.message };
   }
   env.serverInfo[kind] = ready;
+  const lgArgs = [...sc.loadgen.map(String)];
+  if (sc.tls) lgArgs.push("--ca", tlsCert().cert);
+  if (env.cpus) lgArgs.push("--threads", "1");
+  const ctx = await driveLoadgen(sc, server, ready, lgArgs, env.cpus && env.cpus.loadgen);
+  const serverDied = server.child.exitCode !== null || server.child.signalCode !== null;
+  await server.stop();
+  if (serverDied)
+    ctx.fatal =
+      ctx.fatal ||
+      `server exited during the run (code ${server.child.exitCode}, signal ${server.child.signalCode})`;
+  // Node's main thread is its event loop; the reference has none.
+  ctx.eventLoop = kind !== REFERENCE;
+  return measure(sc, ctx);
+}
+
+/**
+ * Runs the load generator (`lgArgs`, on the CPUs `lgCpus`) against a
+ * started server and answers its marks; returns what was sampled.
+ */
+async function driveLoadgen(sc, server, ready, lgArgs, lgCpus) {
   const pid = ready.pid;
   // WebTransport: the engine's own endpoint, on a UDP port of its own.
   const port = sc.wt ? ready.wtPort : ready.port;
-  const lgArgs = [...sc.loadgen.map(String), "--port", String(port)];
-  if (sc.tls) lgArgs.push("--ca", tlsCert().cert);
-  if (env.cpus) lgArgs.push("--threads", "1");
-  const [cmd, args] = withPin(env.cpus && env.cpus.loadgen, LOADGEN, lgArgs);
+  const [cmd, args] = withPin(lgCpus, LOADGEN, [...lgArgs, "--port", String(port)]);
   const lg = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
   const lgExit = new Promise((r) => lg.once("exit", (code, signal) => r({ code, signal })));
+  // The event-loop delay: cleared before the start sample, read after the
+  // end one, so that the IPC round trips fall outside the sampled CPU time.
+  const eld = ready.eld && sc.kind === "throughput";
   const ctx = {
     samples: {},
     lgSamples: {},
     threads: {},
+    classes: {},
+    eld: null,
     steps: [],
     bcasts: [],
     bcastJs: [],
@@ -733,9 +839,12 @@ async function runOne(sc, kind, env) {
     switch (ev.ev) {
       case "mark":
         if (ev.name === "start" || ev.name === "end") {
+          if (ev.name === "start" && eld) await server.request({ cmd: "eld-reset" }, "eld-reset");
           ctx.samples[ev.name] = sample(pid);
           ctx.lgSamples[ev.name] = sample(lg.pid);
           ctx.threads[ev.name] = sampleThreads(pid);
+          ctx.classes[ev.name] = sampleThreadClasses(pid);
+          if (ev.name === "end" && eld) ctx.eld = await server.request({ cmd: "eld" }, "eld");
         } else if (ev.name === "step") {
           ctx.steps.push(await memoryStep(server, pid, ev.sessions));
         } else if (ev.name === "ready") {
@@ -786,14 +895,8 @@ async function runOne(sc, kind, env) {
   const { code } = await lgExit;
   clearTimeout(killer);
   if (broadcasting) await broadcasting.catch(() => {});
-  const serverDied = server.child.exitCode !== null || server.child.signalCode !== null;
-  await server.stop();
-  if (serverDied)
-    ctx.fatal =
-      ctx.fatal ||
-      `server exited during the run (code ${server.child.exitCode}, signal ${server.child.signalCode})`;
   if (code !== 0 && !ctx.fatal) ctx.fatal = `load generator exited with ${code}`;
-  return measure(sc, ctx);
+  return ctx;
 }
 
 /** After `sessions` idle sessions are open: GC in the server, then its RSS. */
@@ -839,7 +942,21 @@ function measure(sc, ctx) {
       count: r.count,
       kernelShare: kernelShare(start, end),
       threads: threadShares(ctx.threads.start, ctx.threads.end, end.t - start.t),
+      cpuUsPerMsg: r.count ? (1e6 * cpuS) / r.count : NaN,
     };
+    if (ctx.eventLoop) {
+      const loopMs = end.mainMs - start.mainMs;
+      out.extra.loopUsPerMsg = r.count ? (1000 * loopMs) / r.count : NaN;
+      out.extra.loopCpuPct = (100 * loopMs) / (end.t - start.t);
+    }
+    if (ctx.eld && ctx.eld.p50Ms !== null) {
+      out.extra.eldP50Ms = ctx.eld.p50Ms;
+      out.extra.eldP99Ms = ctx.eld.p99Ms;
+    }
+    if (r.p99_us !== undefined) {
+      out.extra.rttP50Ms = r.p50_us / 1000;
+      out.extra.rttP99Ms = r.p99_us / 1000;
+    }
   } else if (sc.kind === "cpu-rate" && r && start && end) {
     const wallS = (end.t - start.t) / 1000;
     out.value = (end.cpuMs - start.cpuMs) / wallS;
@@ -850,6 +967,8 @@ function measure(sc, ctx) {
       kernelShare: kernelShare(start, end),
       threads: threadShares(ctx.threads.start, ctx.threads.end, end.t - start.t),
     };
+    // Event-loop CPU ms per second, beside the process's (the value).
+    if (ctx.eventLoop) out.extra.loopMsPerSec = (end.mainMs - start.mainMs) / wallS;
   } else if (sc.kind === "memory" && ctx.steps.length >= 2) {
     out.value = slope(ctx.steps.map((s) => [s.sessions, s.rss]));
     out.extra = {
@@ -874,6 +993,10 @@ function measure(sc, ctx) {
         "% of wall",
       ),
     };
+    // Per delivered message: every broadcast reaches `receivers` sessions.
+    const delivered = sc.count * (sc.receivers || sc.sessions);
+    out.extra.cpuUsPerMsg = (1000 * (end.cpuMs - start.cpuMs)) / delivered;
+    if (ctx.eventLoop) out.extra.loopUsPerMsg = (1000 * (end.mainMs - start.mainMs)) / delivered;
   }
   if (out.value === null && !out.error) out.error = "no measurement";
   return out;
@@ -884,14 +1007,28 @@ function describeRun(sc, m) {
   if (m.value === null) return `FAILED: ${m.error}`;
   const e = m.extra;
   let s = `${fmt(m.value, sc.unit)} ${sc.unit}`;
-  if (sc.kind === "throughput")
+  if (sc.kind === "throughput") {
     s += `  (${fmt(e.perSec)}/s wall, server CPU ${e.cpuPct.toFixed(0)}% [${e.threads}], kernel ${pct(e.kernelShare)} of it, loadgen CPU ${e.loadgenCpuPct.toFixed(0)}%, RSS ${e.rssMiB.toFixed(0)} MiB)`;
-  if (sc.kind === "cpu-rate")
+    const more = [];
+    if (e.loopUsPerMsg !== undefined)
+      more.push(
+        `event-loop CPU ${fmt(e.loopUsPerMsg)} of ${fmt(e.cpuUsPerMsg)} server CPU µs/${sc.unit.startsWith("sessions") ? "session" : "msg"} (main thread ${e.loopCpuPct.toFixed(0)}% of a core)`,
+      );
+    if (e.eldP50Ms !== undefined)
+      more.push(`loop delay p50 ${e.eldP50Ms.toFixed(2)} ms, p99 ${e.eldP99Ms.toFixed(2)} ms`);
+    if (e.rttP99Ms !== undefined)
+      more.push(`RTT p50 ${e.rttP50Ms.toFixed(2)} ms, p99 ${e.rttP99Ms.toFixed(2)} ms`);
+    if (more.length) s += `; ${more.join("; ")}`;
+  }
+  if (sc.kind === "cpu-rate") {
     s += `  (${fmt(e.pingsPerSec)} pings/s, server threads [${e.threads}], kernel ${pct(e.kernelShare)} of it, RSS ${e.rssMiB.toFixed(0)} MiB)`;
+    if (e.loopMsPerSec !== undefined)
+      s += `; event-loop CPU ${fmt(e.loopMsPerSec)} of ${fmt(m.value)} server CPU ms/s`;
+  }
   if (sc.kind === "memory")
     s += `  (${Number.isFinite(e.heapPerSession) ? `heap ${fmt(e.heapPerSession)} B/session` : "no JS heap"}; RSS ${e.steps.map((x) => `${x.sessions}:${(x.rss / 2 ** 20).toFixed(1)}M`).join(" ")})`;
   if (sc.kind === "broadcast")
-    s += `  (all ${sc.receivers || 1000} received in ${e.latencyMs.toFixed(2)} ms median, p50 session ${e.p50LatencyMs.toFixed(2)} ms, p99 ${e.p99LatencyMs.toFixed(2)} ms, event loop ${e.jsLoopMs.toFixed(2)} ms per broadcast; server threads [${e.threads}], RSS ${e.rssMiB.toFixed(0)} MiB)`;
+    s += `  (all ${sc.receivers || 1000} received in ${e.latencyMs.toFixed(2)} ms median, p50 session ${e.p50LatencyMs.toFixed(2)} ms, p99 ${e.p99LatencyMs.toFixed(2)} ms, event loop ${e.jsLoopMs.toFixed(2)} ms per broadcast; server threads [${e.threads}], RSS ${e.rssMiB.toFixed(0)} MiB)${e.loopUsPerMsg === undefined ? "" : `; event-loop CPU ${fmt(e.loopUsPerMsg)} of ${fmt(e.cpuUsPerMsg)} server CPU µs per delivered msg`}`;
   if (m.errors) s += `  [${m.errors} loadgen errors]`;
   if (m.error) s += `  [${m.error}]`;
   return s;
@@ -993,6 +1130,84 @@ function ratioCell(row, kind) {
   return `${s.ratio.toFixed(2)}×`;
 }
 
+/** Prints `lines` under `header` in aligned columns. */
+function printColumns(header, lines) {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => String(l[i]).length)));
+  const pr = (cols) => console.log(cols.map((c, i) => String(c).padEnd(widths[i])).join("  "));
+  pr(header);
+  pr(widths.map((w) => "-".repeat(w)));
+  lines.forEach(pr);
+}
+
+/** The Node servers whose event loop (main thread) is sampled. */
+const LOOP_KINDS = ["eio-native", "eio-attach", BASELINE, FLOOR];
+
+/**
+ * The "Event loop" table: per scenario, the CPU time of each Node server's
+ * main thread per message (per delivered message for the broadcasts, per
+ * second for the heartbeat), beside the process's, its ratio eio-rs /
+ * engine.io, and the event-loop delay of the throughput runs.
+ */
+function eventLoopTable(rows) {
+  const header = [
+    "scenario",
+    "metric",
+    ...LOOP_KINDS.map((k) => SERVERS[k]),
+    "listen() / engine.io",
+    "attach() / engine.io",
+    `≤ ${LOOP_TARGET.toFixed(2)}× (WebSocket echo): listen() / attach()`,
+    ...LOOP_KINDS.slice(0, 3).map((k) => `loop delay p50 / p99 ms: ${SERVERS[k]}`),
+  ];
+  const lines = [];
+  for (const r of rows) {
+    const ex = (k) => {
+      const s = r.servers[k];
+      return s && !s.unsupported && s.extra ? s.extra : null;
+    };
+    const loop = (k) => {
+      const e = ex(k);
+      if (!e) return null;
+      return e.loopUsPerMsg ?? e.loopMsPerSec ?? null;
+    };
+    const total = (k) => {
+      const e = ex(k);
+      if (!e) return null;
+      return e.loopMsPerSec != null ? r.servers[k].median : (e.cpuUsPerMsg ?? null);
+    };
+    if (!LOOP_KINDS.some((k) => loop(k) != null)) continue;
+    const base = loop(BASELINE);
+    const ratio = (k) => (loop(k) != null && base ? loop(k) / base : null);
+    const fx = (x) => (x == null ? "—" : `${x.toFixed(2)}×`);
+    const perSecond = LOOP_KINDS.some((k) => ex(k) && ex(k).loopMsPerSec != null);
+    const unit = perSecond
+      ? "event-loop CPU ms / s"
+      : r.receivers !== undefined || r.name === "broadcast"
+        ? "event-loop CPU µs / delivered msg"
+        : r.name === "conn-rate"
+          ? "event-loop CPU µs / session"
+          : "event-loop CPU µs / msg";
+    const target = (k) => {
+      if (!r.servers[k] || r.servers[k].unsupported) return "n/a";
+      const x = ratio(k);
+      return x == null ? "—" : x <= LOOP_TARGET ? "yes" : "no";
+    };
+    const delay = (k) => {
+      const e = ex(k);
+      return e && e.eldP50Ms != null ? `${e.eldP50Ms.toFixed(2)} / ${e.eldP99Ms.toFixed(2)}` : "—";
+    };
+    lines.push([
+      r.name,
+      `${unit} (of the process's)`,
+      ...LOOP_KINDS.map((k) => (loop(k) == null ? "—" : `${fmt(loop(k))} (of ${fmt(total(k))})`)),
+      fx(ratio("eio-native")),
+      fx(ratio("eio-attach")),
+      /^ws-/.test(r.name) ? `${target("eio-native")} / ${target("eio-attach")}` : "—",
+      ...LOOP_KINDS.slice(0, 3).map(delay),
+    ]);
+  }
+  return { header, lines };
+}
+
 function printTable(rows) {
   const header = [
     "scenario",
@@ -1052,6 +1267,188 @@ function printTable(rows) {
       );
     }
   }
+  const loops = eventLoopTable(rows);
+  if (loops.lines.length) {
+    console.log("\nEvent loop (the Node servers' main thread: CPU time, delay under load):");
+    printColumns(loops.header, loops.lines);
+  }
+}
+
+// --------------------------------------------------------------- saturation
+
+/**
+ * The saturation scenario: for each server CPU count C, each server pinned
+ * to CPUs 0..C-1 (the load generator to the others, or sharing them all
+ * when none are left), the WebSocket echo stepped up in connections; each
+ * server's result is its highest wall-clock rate whose p99 round trip is
+ * under SATURATION_P99_MS. One repetition. Returns one row per C.
+ */
+async function runSaturation(sc, cores, ncpu, env, log, raw) {
+  const rows = [];
+  for (const c of cores) {
+    const serverCpus = cpuRange(0, c - 1);
+    const shared = c >= ncpu;
+    const loadgenCpus = shared ? null : cpuRange(c, ncpu - 1);
+    const where = shared
+      ? `server on CPU ${serverCpus}; no CPU left: the load generator shares all ${ncpu} with it`
+      : `server on CPU ${serverCpus}, load generator on CPU ${loadgenCpus}`;
+    console.log(`-- C=${c}: ${where}`);
+    const row = { name: sc.name, cores: c, serverCpus, loadgenCpus, shared, servers: {} };
+    for (const kind of sc.servers) {
+      const m = await saturateOne(sc, kind, serverCpus, loadgenCpus, env, (step) => {
+        const line = `${sc.name} C=${c} ${SERVERS[kind]} ${describeSatStep(step)}`;
+        console.log(`  ${line}`);
+        log.push(line);
+      });
+      row.servers[kind] = m;
+      raw.push({ scenario: sc.name, cores: c, server: kind, ...m });
+      const line = `${sc.name} C=${c} ${SERVERS[kind]}: ${describeSaturation(m)}`;
+      console.log(`  ${line}`);
+      log.push(line);
+      await sleep(300);
+    }
+    const base = row.servers[BASELINE] && row.servers[BASELINE].value;
+    for (const s of Object.values(row.servers))
+      if (base && s.value !== null) s.ratio = s.value / base;
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** One server at one CPU count: a fresh server, one load generator per step. */
+async function saturateOne(sc, kind, serverCpus, loadgenCpus, env, onStep) {
+  const server = startServer(kind, sc.opts, serverCpus);
+  let ready;
+  try {
+    ready = await server.started;
+  } catch (err) {
+    await server.stop();
+    return { value: null, error: err.message, steps: [] };
+  }
+  if (ready.type === "unsupported") {
+    await server.stop();
+    return { value: null, unsupported: true, error: ready.message, steps: [] };
+  }
+  env.serverInfo[kind] = ready;
+  const steps = [];
+  let error = null;
+  for (const conns of sc.steps) {
+    const lgArgs = ["ws-echo", "--conns", conns, "--size", sc.size]
+      .concat(["--warmup-ms", sc.warmupMs, "--duration-ms", sc.durationMs])
+      .map(String);
+    const ctx = await driveLoadgen({ kind: "saturation" }, server, ready, lgArgs, loadgenCpus);
+    if (server.child.exitCode !== null || server.child.signalCode !== null)
+      ctx.fatal = ctx.fatal || "server exited during the run";
+    const step = satStep(conns, ctx);
+    steps.push(step);
+    onStep(step);
+    if (step.error) {
+      error = step.error;
+      break;
+    }
+    // A closed loop: more connections only lengthen the round trip.
+    if (!(step.p99Ms < SATURATION_P99_MS)) break;
+    await sleep(200);
+  }
+  await server.stop();
+  const ok = steps.filter((x) => !x.error && x.p99Ms < SATURATION_P99_MS);
+  const best = ok.reduce((a, b) => (a && a.perSec >= b.perSec ? a : b), null);
+  return {
+    value: best ? best.perSec : null,
+    best,
+    steps,
+    error: best ? null : error || `p99 RTT ≥ ${SATURATION_P99_MS} ms at every step`,
+  };
+}
+
+/** What one step measured: wall rate, RTT, CPU by thread class (% of one core). */
+function satStep(conns, ctx) {
+  const r = ctx.result;
+  const { start, end } = ctx.samples;
+  if (ctx.fatal || !r || !start || !end || r.p99_us === undefined)
+    return { conns, error: ctx.fatal || "no measurement" };
+  if (r.errors) return { conns, error: `${r.errors} loadgen errors` };
+  const wallMs = end.t - start.t;
+  const share = (a, b) => (100 * (b - a)) / wallMs;
+  const c0 = ctx.classes.start;
+  const c1 = ctx.classes.end;
+  const lg = ctx.lgSamples;
+  return {
+    conns,
+    perSec: r.count / r.secs,
+    p50Ms: r.p50_us / 1000,
+    p99Ms: r.p99_us / 1000,
+    cpuPct: share(start.cpuMs, end.cpuMs),
+    mainPct: share(c0.main, c1.main),
+    runtimePct: share(c0.runtime, c1.runtime),
+    otherPct: share(c0.other, c1.other),
+    loadgenCpuPct: lg.start && lg.end ? share(lg.start.cpuMs, lg.end.cpuMs) : NaN,
+  };
+}
+
+/** "main 62%, runtime 37%, other 1%": the classes that used CPU at a step. */
+function satThreads(step) {
+  return [
+    ["main", step.mainPct],
+    ["runtime", step.runtimePct],
+    ["other", step.otherPct],
+  ]
+    .filter(([, v]) => v >= 0.5)
+    .map(([k, v]) => `${k} ${v.toFixed(0)}%`)
+    .join(", ");
+}
+
+function describeSatStep(step) {
+  if (step.error) return `${step.conns} conns: FAILED: ${step.error}`;
+  return (
+    `${step.conns} conns: ${fmt(step.perSec)} msg/s wall, RTT p50 ${step.p50Ms.toFixed(2)} ms, p99 ${step.p99Ms.toFixed(2)} ms; ` +
+    `server CPU ${step.cpuPct.toFixed(0)}% [${satThreads(step)}] of one core, loadgen CPU ${step.loadgenCpuPct.toFixed(0)}%`
+  );
+}
+
+function describeSaturation(m) {
+  if (m.unsupported) return `n/a (${m.error})`;
+  if (!m.best) return `FAILED: ${m.error}`;
+  const b = m.best;
+  return `${fmt(b.perSec)} msg/s at ${b.conns} conns (p99 RTT ${b.p99Ms.toFixed(2)} ms); server threads then [${satThreads(b)}] of one core`;
+}
+
+/** The saturation table (console and RESULTS.md): one line per C. */
+function saturationTable(satRows) {
+  const kinds = ["eio-native", BASELINE, REFERENCE];
+  const header = [
+    "server CPUs (C)",
+    "load generator",
+    ...kinds.map((k) => SERVERS[k]),
+    "eio-rs / engine.io",
+    "engineioxide / engine.io",
+    "what saturates: server CPU by thread at that step, % of one core",
+  ];
+  const lines = satRows.map((row) => {
+    const cell = (k) => {
+      const m = row.servers[k];
+      if (!m) return "—";
+      if (!m.best) return m.unsupported ? "n/a" : `— (${m.error})`;
+      return `${fmt(m.best.perSec)} (${m.best.conns} conns, p99 ${m.best.p99Ms.toFixed(1)} ms)`;
+    };
+    const ratio = (k) => {
+      const m = row.servers[k];
+      return m && m.ratio !== undefined ? `${m.ratio.toFixed(2)}×` : "—";
+    };
+    const threads = kinds
+      .filter((k) => row.servers[k] && row.servers[k].best)
+      .map((k) => `${k === "eio-native" ? "eio-rs" : k}: ${satThreads(row.servers[k].best)}`)
+      .join("; ");
+    return [
+      `C=${row.cores} (CPU ${row.serverCpus})`,
+      row.shared ? "shares all CPUs (none left)" : `CPU ${row.loadgenCpus}`,
+      ...kinds.map(cell),
+      ratio("eio-native"),
+      ratio(REFERENCE),
+      threads || "—",
+    ];
+  });
+  return { header, lines };
 }
 
 function machineInfo(opts) {
@@ -1219,7 +1616,7 @@ function targetRows(rows) {
   return out;
 }
 
-function resultsMarkdown(info, rows, runsLog) {
+function resultsMarkdown(info, rows, satRows, runsLog) {
   const md = [];
   md.push("# Benchmark results");
   md.push("");
@@ -1290,7 +1687,7 @@ function resultsMarkdown(info, rows, runsLog) {
       const e = s.extra;
       let d = "";
       if (e.perSec !== undefined)
-        d = `${fmt(e.perSec)}/s wall-clock at ${e.cpuPct.toFixed(0)}% server CPU, ${pct(e.kernelShare)} of it in the kernel (load generator ${e.loadgenCpuPct.toFixed(0)}%), RSS ${e.rssMiB.toFixed(0)} MiB`;
+        d = `${fmt(e.perSec)}/s wall-clock at ${e.cpuPct.toFixed(0)}% server CPU, ${pct(e.kernelShare)} of it in the kernel (load generator ${e.loadgenCpuPct.toFixed(0)}%), RSS ${e.rssMiB.toFixed(0)} MiB${e.rttP99Ms != null ? `, RTT p50 ${e.rttP50Ms.toFixed(2)} ms, p99 ${e.rttP99Ms.toFixed(2)} ms` : ""}`;
       else if (e.pingsPerSec !== undefined)
         d = `${fmt(e.pingsPerSec)} pings/s answered, ${pct(e.kernelShare)} of the CPU in the kernel, RSS ${e.rssMiB.toFixed(0)} MiB`;
       else if (e.heapPerSession !== undefined)
@@ -1301,6 +1698,86 @@ function resultsMarkdown(info, rows, runsLog) {
     }
   }
   md.push("");
+  const loops = eventLoopTable(rows);
+  if (loops.lines.length) {
+    md.push("## Event loop");
+    md.push("");
+    md.push(
+      "The CPU time (utime + stime) of each Node server's main thread alone, the thread that",
+    );
+    md.push(
+      "runs the event loop, read from `/proc/<pid>/task/<pid>/stat` at the same points as the",
+    );
+    md.push(
+      "process's total (shown in parentheses). It leaves out V8's helper threads (GC, compiler),",
+    );
+    md.push('which share its name and so are in the "node" share of the per-thread figures. Per');
+    md.push(
+      "message for the echoes, per session for the connection rate, per delivered message for",
+    );
+    md.push(
+      "the broadcasts, per second for the heartbeat. The issue's target for WebSocket echo is",
+    );
+    md.push(
+      `eio-rs / engine.io ≤ 1/5 (${LOOP_TARGET.toFixed(2)}×). The loop delay is \`perf_hooks.monitorEventLoopDelay({ resolution: 10 })\`,`,
+    );
+    md.push(
+      "reset at the start of the measured window and read at its end (throughput scenarios),",
+    );
+    md.push(
+      "less the 10 ms resolution; the IPC round trips that reset and read it fall outside the",
+    );
+    md.push("sampled CPU time. Medians over the repetitions.");
+    md.push("");
+    md.push(`| ${loops.header.join(" | ")} |`);
+    md.push(`| ${loops.header.map((_, i) => (i < 2 ? "---" : "---:")).join(" | ")} |`);
+    for (const l of loops.lines) md.push(`| ${l.join(" | ")} |`);
+    md.push("");
+  }
+  if (satRows.length) {
+    const sat = scenarioList(info.quick).find((x) => x.name === "saturation");
+    md.push("## Saturation");
+    md.push("");
+    md.push(
+      `WebSocket echo, 64 B, closed loop (one message in flight per connection), over ${sat.steps.join(", ")}`,
+    );
+    md.push(
+      `connections in turn (${sat.warmupMs} ms warm-up, ${sat.durationMs} ms measured, one repetition, stopping at the`,
+    );
+    md.push(
+      `first step whose p99 round trip reaches ${SATURATION_P99_MS} ms). The server is pinned with \`taskset\` to CPUs 0..C-1, the load`,
+    );
+    md.push(
+      "generator to the other CPUs. Each cell is the highest wall-clock rate whose p99 round",
+    );
+    md.push(
+      `trip (send to echo, timed by the load generator) is under ${SATURATION_P99_MS} ms, with its connections and p99. The`,
+    );
+    md.push("last column is the server's CPU by thread at that step, in % of one core: main (the");
+    md.push(
+      "thread whose tid is the pid: Node's event loop; engineioxide's main thread only waits),",
+    );
+    md.push(
+      'runtime (the tokio workers: eio-rs\'s "eio-rs", engineioxide\'s "tokio-rt-worker") and',
+    );
+    md.push("other (V8's helper threads, libuv's pool). A class near 100% is what saturates.");
+    const sharedRows = satRows.filter((r) => r.shared);
+    if (sharedRows.length) {
+      md.push("");
+      md.push(
+        `On this machine (${info.nproc} CPUs), ${sharedRows.map((r) => `C=${r.cores}`).join(", ")} leaves no CPU to the load generator: it shares`,
+      );
+      md.push("all of them with the server, so that row measures the pair, not the server alone.");
+    }
+    md.push("");
+    const t = saturationTable(satRows);
+    md.push(`| ${t.header.join(" | ")} |`);
+    md.push(
+      `| ${t.header.map((_, i) => (i < 2 || i === t.header.length - 1 ? "---" : "---:")).join(" | ")} |`,
+    );
+    for (const l of t.lines) md.push(`| ${l.join(" | ")} |`);
+    md.push("");
+  }
   md.push("## Against the targets of issue 6");
   md.push("");
   md.push("The targets are for eio-rs; the last column is the same measure for engineioxide, the");
@@ -1387,10 +1864,29 @@ async function main() {
   );
   const env = { cpus, serverInfo: {} };
   const rows = [];
+  const satRows = [];
   const runsLog = [];
   const raw = [];
   for (const sc of scenarios) {
     console.log(`\n== ${sc.name}: ${sc.title}`);
+    if (sc.kind === "saturation") {
+      const cores = [...new Set(opts.serverCores)].filter((c) => c <= ncpu);
+      const over = opts.serverCores.filter((c) => c > ncpu);
+      if (over.length)
+        console.log(`bench: --server-cores ${over.join(",")} left out: more than the ${ncpu} CPUs`);
+      if (spawnSync("taskset", ["--version"], { stdio: "ignore" }).status !== 0)
+        console.log("bench: saturation skipped: taskset is not available");
+      else if (!cores.length)
+        console.log(`bench: saturation skipped: no --server-cores value ≤ ${ncpu} CPUs`);
+      else {
+        console.log(
+          `  steps of ${sc.steps.join(", ")} connections (up to p99 RTT ≥ ${SATURATION_P99_MS} ms), ` +
+            `${sc.warmupMs} ms warm-up and ${sc.durationMs} ms measured each; one repetition`,
+        );
+        satRows.push(...(await runSaturation(sc, cores, ncpu, env, runsLog, raw)));
+      }
+      continue;
+    }
     const runs = {};
     for (let rep = 0; rep < opts.reps; rep++) {
       // Interleave the servers, alternating their order between repetitions.
@@ -1412,7 +1908,14 @@ async function main() {
     rows.push(summarize(sc, runs));
   }
   compareRows(rows);
-  printTable(rows);
+  if (rows.length) printTable(rows);
+  if (satRows.length) {
+    console.log(
+      `\nSaturation (WebSocket echo 64 B: highest msg/s wall-clock with p99 RTT < ${SATURATION_P99_MS} ms, server pinned to C CPUs):`,
+    );
+    const t = saturationTable(satRows);
+    printColumns(t.header, t.lines);
+  }
   const ei = env.serverInfo[BASELINE];
   if (ei)
     console.log(
@@ -1423,10 +1926,10 @@ async function main() {
     console.log(`engineioxide ${ENGINEIOXIDE_VERSION} (bench/reference), one tokio worker thread`);
   fs.writeFileSync(
     path.join(BENCH, "last-run.json"),
-    JSON.stringify({ info, rows, raw }, null, 2) + "\n",
+    JSON.stringify({ info, rows, saturation: satRows, raw }, null, 2) + "\n",
   );
   if (opts.writeResults) {
-    fs.writeFileSync(path.join(BENCH, "RESULTS.md"), resultsMarkdown(info, rows, runsLog));
+    fs.writeFileSync(path.join(BENCH, "RESULTS.md"), resultsMarkdown(info, rows, satRows, runsLog));
     console.log("bench: wrote bench/RESULTS.md");
   }
 }

@@ -12,6 +12,14 @@
 // talks to it over IPC:
 //   -> { cmd: "gc" }                  <- { type: "gc", clientsCount, memory }
 //   -> { cmd: "broadcast", seq, size } <- { type: "broadcast", seq, n, jsUs }
+//   -> { cmd: "eld-reset" }           <- { type: "eld-reset" }
+//   -> { cmd: "eld" }                 <- { type: "eld", p50Ms, p99Ms, maxMs, count }
+// The last two with `eld` in the options (Node kinds; run.js sets it for the
+// throughput scenarios): perf_hooks.monitorEventLoopDelay({ resolution: 10 })
+// runs from the start, `eld-reset` clears it at the start of the measured
+// window and `eld` reads it at the end; the delays are the histogram's
+// figures less the 10 ms resolution (each sample is the whole interval of the
+// 10 ms timer), clamped at 0.
 // With `sio` in the options, Socket.IO 4.8 is bound to the engine (no echo)
 // and a broadcast is `io.emit("b", data)` (`sio: "room"`: to a room that
 // every other session joined, `io.to("even").emit("b", data)`).
@@ -32,7 +40,7 @@ const kind = process.argv[2];
 // `tls` ({ key, cert, h2 }: PEM file paths): serve over TLS, eio-rs's
 // listen() natively (HTTP/2 by ALPN), the others on Node's https server, or
 // with `h2` on http2.createSecureServer({ allowHTTP1: true }).
-const { tls, sio, wt, ...opts } = JSON.parse(process.argv[3] || "{}");
+const { tls, sio, wt, eld, ...opts } = JSON.parse(process.argv[3] || "{}");
 const pem = tls && { key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) };
 if (wt) {
   const { key, cert } = require("../__test__/wt/cert.js").makeCertificate({});
@@ -82,6 +90,35 @@ function socketIo(engine) {
   });
 }
 
+/**
+ * The event-loop delay monitor (`eld`), for the Node kinds: answers
+ * `eld-reset` and `eld` (see above). Started before the server, so its
+ * 10 ms timer runs through the warm-up too.
+ */
+const ELD_RESOLUTION_MS = 10;
+let eldMonitor = null;
+function eventLoopDelay() {
+  const { monitorEventLoopDelay } = require("perf_hooks");
+  eldMonitor = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+  eldMonitor.enable();
+  const ms = (ns) => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
+  process.on("message", (msg) => {
+    if (msg.cmd === "eld-reset") {
+      eldMonitor.reset();
+      send({ type: "eld-reset" });
+    } else if (msg.cmd === "eld") {
+      const h = eldMonitor;
+      send({
+        type: "eld",
+        p50Ms: h.count ? ms(h.percentile(50)) : null,
+        p99Ms: h.count ? ms(h.percentile(99)) : null,
+        maxMs: h.count ? ms(h.max) : null,
+        count: h.count,
+      });
+    }
+  });
+}
+
 function ready(engine, port, extra) {
   process.on("message", (msg) => {
     if (msg.cmd === "gc") {
@@ -113,7 +150,12 @@ function ready(engine, port, extra) {
       send({ type: "broadcast", seq: msg.seq, n, jsUs });
     }
   });
-  send(Object.assign({ type: "ready", port, pid: process.pid, node: process.version }, extra));
+  send(
+    Object.assign(
+      { type: "ready", port, pid: process.pid, node: process.version, eld: !!eldMonitor },
+      extra,
+    ),
+  );
 }
 
 /**
@@ -209,11 +251,19 @@ function nodeHttp() {
     });
   });
   server.listen(0, "127.0.0.1", () =>
-    send({ type: "ready", port: server.address().port, pid: process.pid, node: process.version }),
+    send({
+      type: "ready",
+      port: server.address().port,
+      pid: process.pid,
+      node: process.version,
+      eld: !!eldMonitor,
+    }),
   );
 }
 
 function main() {
+  // The reference's event loop is not this process's: no monitor there.
+  if (eld && kind !== "engineioxide") eventLoopDelay();
   switch (kind) {
     case "eio-native": {
       const eio = require(root);

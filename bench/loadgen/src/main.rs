@@ -14,7 +14,9 @@
 //! Control protocol with the driver: JSON lines on stdout. A line
 //! `{"ev":"mark",...}` waits for one line (`ok`) on stdin, so the driver can
 //! sample the server process (CPU time, RSS) or run its GC at that point.
-//! The last line is `{"ev":"result",...}`.
+//! The last line is `{"ev":"result",...}`; in WebSocket echo it carries the
+//! round trips (send to echo) of the messages of the measured window:
+//! `rtt_count`, `p50_us`, `p99_us`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -368,6 +370,83 @@ struct Shared {
     errors: AtomicU64,
     closed: AtomicU64,
     opened: AtomicU64,
+    /// Set between the `start` and `end` marks: the WebSocket echo workers
+    /// time each message then (send to echo) into `rtt`.
+    measuring: AtomicBool,
+    rtt: RttHistogram,
+}
+
+/// Round-trip times in µs, a log-bucket histogram the workers share: exact
+/// below 64 µs, then 64 buckets per power of two (at most 1.6% wide).
+struct RttHistogram {
+    buckets: Box<[AtomicU64]>,
+}
+
+/// Sub-buckets per power of two (2^RTT_SUB_BITS).
+const RTT_SUB_BITS: u32 = 6;
+/// Longest time told apart: 2^RTT_MAX_BITS µs (about 12 days).
+const RTT_MAX_BITS: u32 = 40;
+
+impl Default for RttHistogram {
+    fn default() -> Self {
+        let n = (1usize << RTT_SUB_BITS) * (RTT_MAX_BITS - RTT_SUB_BITS + 1) as usize;
+        RttHistogram {
+            buckets: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl RttHistogram {
+    fn index(us: u64) -> usize {
+        let sub = 1u64 << RTT_SUB_BITS;
+        let us = us.min((1u64 << RTT_MAX_BITS) - 1);
+        if us < sub {
+            return us as usize;
+        }
+        let e = 63 - us.leading_zeros();
+        let shift = e - RTT_SUB_BITS;
+        (sub + u64::from(shift) * sub + ((us >> shift) - sub)) as usize
+    }
+
+    /// The middle of bucket `i`, in µs.
+    fn value(i: usize) -> f64 {
+        let sub = 1usize << RTT_SUB_BITS;
+        if i < sub {
+            return i as f64;
+        }
+        let shift = (i - sub) / sub;
+        let low = ((sub + (i - sub) % sub) as u64) << shift;
+        low as f64 + ((1u64 << shift) as f64 - 1.0) / 2.0
+    }
+
+    fn record(&self, us: u64) {
+        self.buckets[Self::index(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (count, p50 µs, p99 µs), or None when nothing was recorded.
+    fn summary(&self) -> Option<(u64, f64, f64)> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let at = |q: f64| {
+            let want = ((q * total as f64).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (i, c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= want {
+                    return Self::value(i);
+                }
+            }
+            Self::value(counts.len() - 1)
+        };
+        Some((total, at(0.50), at(0.99)))
+    }
 }
 
 impl Shared {
@@ -566,6 +645,10 @@ async fn ws_echo_worker(id: usize, mut ws: Ws, args: Args, shared: Arc<Shared>) 
                 s.push_str(std::str::from_utf8(&payload).unwrap());
                 Message::Text(Utf8Bytes::from(s))
             };
+            // Timed only when sent inside the measured window (and checked
+            // again at the echo): two clock reads per message.
+            let timed = shared.measuring.load(Ordering::Relaxed);
+            let sent = Instant::now();
             ws.send(msg).await.map_err(|e| format!("send: {e}"))?;
             loop {
                 match ws.next().await {
@@ -608,6 +691,9 @@ async fn ws_echo_worker(id: usize, mut ws: Ws, args: Args, shared: Arc<Shared>) 
                     None => return Err(format!("conn {id} seq {seq}: closed by the server")),
                 }
             }
+            if timed && shared.measuring.load(Ordering::Relaxed) {
+                shared.rtt.record(sent.elapsed().as_micros() as u64);
+            }
             shared.count.fetch_add(1, Ordering::Relaxed);
             seq += 1;
         }
@@ -630,10 +716,12 @@ async fn measured_window(
 ) -> Result<(u64, f64, u64), String> {
     tokio::time::sleep(Duration::from_millis(args.warmup_ms)).await;
     ctl.mark("start", "").await?;
+    shared.measuring.store(true, Ordering::Relaxed);
     let c0 = shared.count.load(Ordering::Relaxed);
     let p0 = shared.pings.load(Ordering::Relaxed);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_millis(args.duration_ms)).await;
+    shared.measuring.store(false, Ordering::Relaxed);
     let c1 = shared.count.load(Ordering::Relaxed);
     let p1 = shared.pings.load(Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
@@ -658,8 +746,15 @@ async fn echo_result(
 ) -> Result<(), String> {
     let (count, secs, pings) = measured_window(ctl, args, shared).await?;
     stop_workers(shared, set).await;
+    // Round trips, where the workers time them (WebSocket echo).
+    let rtt = match shared.rtt.summary() {
+        Some((n, p50, p99)) => {
+            format!(",\"rtt_count\":{n},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1}")
+        }
+        None => String::new(),
+    };
     emit(&format!(
-        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}}}",
+        "{{\"ev\":\"result\",\"count\":{count},\"secs\":{secs:.6},\"pings\":{pings},\"total\":{},\"errors\":{},\"conns\":{}{rtt}}}",
         shared.count.load(Ordering::Relaxed),
         shared.errors.load(Ordering::Relaxed),
         args.conns
