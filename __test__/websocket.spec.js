@@ -231,3 +231,54 @@ test("wsPreEncodedFrame is not used with perMessageDeflate", async (t) => {
   assert.equal(messages[1], "4test");
   ws.close();
 });
+
+// Sends made while the event loop is busy (handling the engine's events, or
+// sending several in one tick) are written by the runtime's workers after
+// the tick: what a client sees must not change.
+test("sends left for the runtime's workers keep their order, callbacks and close", async (t) => {
+  const started = await start();
+  t.after(() => stop(started.engine));
+  const { engine, port } = started;
+  const callbacks = [];
+  engine.on("connection", (s) => {
+    s.on("message", (m) => {
+      if (m === "burst") {
+        // Inside the engine's event: every send is left for later.
+        for (let i = 0; i < 20; i++) s.send(`r${i}`, () => callbacks.push(i));
+        s.send(Buffer.from([1, 2, 3]));
+      } else if (m === "bye") {
+        s.send("last");
+        s.close();
+      }
+    });
+  });
+  const clients = await Promise.all([0, 1, 2].map(() => wsClient(port)));
+  await until(() => engine.clientsCount === 3, "three sessions");
+  const data = (c) => c.messages.filter((m) => typeof m !== "string" || m[0] === "4");
+
+  // From a timer: the first send of the tick is written at once, the rest
+  // of the tick's sends later, in one wake.
+  setTimeout(() => {
+    for (const s of Object.values(engine.clients)) for (let i = 0; i < 5; i++) s.send(`t${i}`);
+  }, 0);
+  await until(() => clients.every((c) => data(c).length === 5), "the timer's sends");
+  for (const c of clients) assert.deepEqual(data(c), ["4t0", "4t1", "4t2", "4t3", "4t4"]);
+
+  const [a, b] = clients;
+  a.ws.send("4burst");
+  await until(() => data(a).length === 26, "the burst");
+  assert.deepEqual(
+    data(a).slice(5, 25),
+    [...Array(20).keys()].map((i) => `4r${i}`),
+  );
+  assert.ok(Buffer.isBuffer(data(a)[25]), "the binary message, last");
+  await until(() => callbacks.length === 20, "the send callbacks");
+  assert.deepEqual(callbacks, [...Array(20).keys()]);
+
+  // A send then close() in one event: the message goes out before the close.
+  const closed = once(b.ws, "close");
+  b.ws.send("4bye");
+  await closed;
+  assert.equal(data(b).at(-1), "4last");
+  for (const c of clients) c.ws.close();
+});

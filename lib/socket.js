@@ -2,7 +2,7 @@
 
 const { EventEmitter } = require("events");
 const { EngineRequest } = require("./request");
-const { engineSend } = require("../binding");
+const { engineSend, engineReleaseSends } = require("../binding");
 
 // Optional per-packet events: they cross from Rust only while listened to.
 const LISTEN = { ...require("./constants").listen };
@@ -56,10 +56,19 @@ class Transport extends EventEmitter {
 // moves on once per tick that sends, instead of a callback per send.
 let epoch = 0;
 let epochEnding = false;
+// The engines (by id) that have sends left for later this tick.
+const sendsLater = new Set();
 
 function endEpoch() {
   epoch++;
   epochEnding = false;
+  if (sendsLater.size) {
+    try {
+      for (const id of sendsLater) engineReleaseSends(id);
+    } finally {
+      sendsLater.clear();
+    }
+  }
 }
 
 function endEpochSoon() {
@@ -228,22 +237,27 @@ class Socket extends EventEmitter {
       if (data) packet.data = data;
       this.emit("packetCreate", packet);
     }
+    const first = !epochEnding;
     this._sentEpoch = epoch;
-    if (!epochEnding) endEpochSoon();
+    if (first) endEpochSoon();
+    const server = this.server;
     const frame = options && options.wsPreEncodedFrame;
     // As engine.io: a pre-encoded frame is used on a WebSocket without
     // permessage-deflate.
-    const sent =
+    const preEncoded =
       frame !== undefined &&
-      !this.server.opts.perMessageDeflate &&
-      this._transportName() === "websocket"
-        ? this.server._native.sendPreEncoded(
-            this._handle,
-            toWire(data),
-            frameBytes(frame),
-            hasCallback,
-          )
-        : engineSend(this.server._id, this._handle, toWire(data), compress, hasCallback);
+      !server.opts.perMessageDeflate &&
+      this._transportName() === "websocket";
+    // A busy event loop (running the engine's events, or sending to
+    // several sessions in one tick) leaves its writes to the runtime's
+    // workers, handed over in one wake at the end of the tick; a lone send
+    // from an idle loop is written at once. Pre-encoded frames are
+    // Socket.IO's broadcasts: always left.
+    const later = preEncoded || !first || server._draining;
+    if (later) sendsLater.add(server._id);
+    const sent = preEncoded
+      ? server._native.sendPreEncoded(this._handle, toWire(data), frameBytes(frame), hasCallback)
+      : engineSend(server._id, this._handle, toWire(data), compress, hasCallback, later);
     if (sent && hasCallback) this.packetsFn.push(callback);
     return this;
   }
@@ -325,10 +339,18 @@ function onTransportListenerRemoved(event) {
   if (event === "headers") this._socket.server._listenerRemoved(event);
 }
 
-// `wsPreEncodedFrame` is what ws's `Sender.frame()` returns: a list of Buffers.
+// `wsPreEncodedFrame` is what ws's `Sender.frame()` returns: a list of
+// Buffers. A broadcast hands the same list to every session: it is joined
+// once.
+let lastFrame = null;
+let lastFrameBytes = null;
 function frameBytes(frame) {
   if (Buffer.isBuffer(frame)) return frame;
-  return Buffer.concat(Array.isArray(frame) ? frame : [frame]);
+  if (frame !== lastFrame) {
+    lastFrameBytes = Buffer.concat(Array.isArray(frame) ? frame : [frame]);
+    lastFrame = frame;
+  }
+  return lastFrameBytes;
 }
 
 // engine.io-parser sends anything that is not binary as `String(data || "")`.

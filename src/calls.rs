@@ -20,7 +20,8 @@ use napi_derive::napi;
 
 /// Every event queued since the last call, as one flat array (see
 /// `events::to_js`). Call again after handling a non-empty batch, until one
-/// is empty.
+/// is empty. The sends the previous batch left for later
+/// (`engineSend`'s `later`) go to the runtime first, in one wake.
 #[napi(catch_unwind)]
 pub fn engine_take_events(env: &Env, engine_id: u32) -> Result<napi::bindgen_prelude::Array<'_>> {
     // A wake-up may still be on its way when the engine is dropped (Deno
@@ -28,11 +29,26 @@ pub fn engine_take_events(env: &Env, engine_id: u32) -> Result<napi::bindgen_pre
     let Ok(fast) = engine(engine_id) else {
         return env.create_array(0);
     };
+    fast.shared.engine.release_flushes();
     events::to_js(env, fast.shared.engine.events().drain())
 }
 
+/// Hands the sends left for later (`engineSend`'s `later`,
+/// `sendPreEncoded`) to the runtime, in one wake: JS calls it when the tick
+/// that made them ends.
+#[napi(catch_unwind)]
+pub fn engine_release_sends(engine_id: u32) {
+    // A gone engine has no sessions left to flush.
+    if let Ok(fast) = engine(engine_id) {
+        fast.shared.engine.release_flushes();
+    }
+}
+
 /// Queues a message for a session. Returns false if the session is gone or
-/// closing (engine.io drops the message then too).
+/// closing (engine.io drops the message then too). `later`: the JS thread
+/// is busy (running events, or sending to many sessions in one tick): a
+/// write it would make is left to a runtime worker, which
+/// `engineReleaseSends` (or the next `engineTakeEvents`) starts.
 #[napi(catch_unwind)]
 pub fn engine_send(
     engine_id: u32,
@@ -40,11 +56,15 @@ pub fn engine_send(
     data: Either<String, BufferSlice>,
     compress: bool,
     callback: bool,
+    later: bool,
 ) -> Result<bool> {
     let fast = engine(engine_id)?;
     let Some(session) = fast.shared.engine.session(handle as u64) else {
         return Ok(false);
     };
+    if later {
+        return Ok(session.send_later(packet_data(data), compress, callback, None));
+    }
     // Straight to the socket when it can be: no copy of the data.
     let borrowed = match &data {
         Either::A(s) => MessageRef::Text(s),

@@ -210,8 +210,10 @@ impl BindingEngine {
         self.fast_id
     }
 
-    /// `engineSend` (src/fast.rs) with engine.io's `wsPreEncodedFrame`: a
+    /// `engineSend` (src/calls.rs) with engine.io's `wsPreEncodedFrame`: a
     /// WebSocket writes the frame as it is, polling encodes the data.
+    /// Always left for later (`engineReleaseSends`): a Socket.IO
+    /// broadcast sends it to every client in one loop.
     #[napi(catch_unwind)]
     pub fn send_pre_encoded(
         &self,
@@ -225,7 +227,7 @@ impl BindingEngine {
         };
         let data = packet_data(data);
         let frame = self.shared.frame(&frame);
-        session.send_pre_encoded_later(data, frame, callback)
+        session.send_later(data, true, callback, Some(frame))
     }
 
     /// The `connection` handlers ran: the session's handshake may go out.

@@ -29,7 +29,10 @@ mod options;
 mod registry;
 mod runtime;
 
-pub use calls::{engine_poll, engine_post_body, engine_send, engine_take_events, upgrade_refusal};
+pub use calls::{
+    engine_poll, engine_post_body, engine_release_sends, engine_send, engine_take_events,
+    upgrade_refusal,
+};
 pub use constants::constants;
 pub use engine::{set_log_scopes, BindingEngine};
 

@@ -46,6 +46,13 @@ pub(crate) trait Driver: Any + Send + std::fmt::Debug {
         out: &mut Outbox<'_>,
     ) -> Option<()>;
 
+    /// Whether [`Driver::send_now`] would write from the calling thread (a
+    /// system call there): a busy caller then leaves the write to a
+    /// runtime worker (see `Session::send_later`).
+    fn writes_directly(&self) -> bool {
+        false
+    }
+
     /// The application closes the session (engine.io's
     /// `socket.close(discard)`), after what is buffered: whether the
     /// session closes now, or when the transport has carried the close.

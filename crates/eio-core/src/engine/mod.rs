@@ -179,11 +179,10 @@ impl Config {
 }
 
 /// Sessions whose buffered packets a runtime task will flush (see
-/// [`Engine::flush_later`]).
+/// [`Engine::release_flushes`]).
 #[derive(Debug, Default)]
 struct Deferred {
     sessions: parking_lot::Mutex<Vec<Arc<Session>>>,
-    scheduled: AtomicBool,
 }
 
 /// How many sessions one worker flushes in a row before the rest of a
@@ -233,8 +232,8 @@ impl std::hash::Hasher for HandleHasher {
 
 pub(crate) struct EngineInner {
     pub(crate) config: Config,
-    /// Sessions waiting for [`Engine::flush_later`]'s task.
-    deferred: Arc<Deferred>,
+    /// Sessions waiting for [`Engine::release_flushes`].
+    deferred: Deferred,
     pub(crate) events: Arc<EventQueue>,
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) registry: RwLock<Registry>,
@@ -327,7 +326,7 @@ impl Engine {
                 hooks: HookSet::default(),
                 pending: hooks::PendingHooks::default(),
                 heartbeats: heartbeats.clone(),
-                deferred: Arc::default(),
+                deferred: Deferred::default(),
             }),
         };
         let weak = Arc::downgrade(&engine.inner);
@@ -435,29 +434,33 @@ impl Engine {
         stats
     }
 
-    /// Has a runtime worker flush `session` soon, with every other session
-    /// handed here before that worker starts: one wake for a burst.
+    /// Keeps `session` for the runtime task [`Engine::release_flushes`]
+    /// starts: the sessions a busy thread sends to are flushed by one wake.
     pub(crate) fn flush_later(&self, session: Arc<Session>) {
-        let deferred = &self.inner.deferred;
-        deferred.sessions.lock().push(session);
-        if deferred.scheduled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let deferred = deferred.clone();
-        let rt = self.inner.rt.clone();
-        self.inner.rt.spawn(async move {
-            // Cleared before the batch is taken: a session added after the
-            // take schedules a new run.
-            deferred.scheduled.store(false, Ordering::Release);
-            let mut batch = std::mem::take(&mut *deferred.sessions.lock());
-            // Large bursts are shared among the workers (sessions are
-            // independent: their order among themselves does not matter).
-            while batch.len() > FLUSH_CHUNK {
-                let chunk = batch.split_off(batch.len() - FLUSH_CHUNK);
-                rt.spawn(async move { chunk.iter().for_each(|s| s.flush_now()) });
+        self.inner.deferred.sessions.lock().push(session);
+    }
+
+    /// Hands the sessions [`Session::send_later`] left since the last call
+    /// to the runtime, which flushes them. The thread that sends later must
+    /// call this once it is done sending for now (the binding: when the JS
+    /// tick that sent ends, and before each batch of events): until then
+    /// their packets wait.
+    pub fn release_flushes(&self) {
+        let mut batch = {
+            let mut sessions = self.inner.deferred.sessions.lock();
+            if sessions.is_empty() {
+                return;
             }
-            batch.iter().for_each(|s| s.flush_now());
-        });
+            std::mem::take(&mut *sessions)
+        };
+        let rt = &self.inner.rt;
+        // Large bursts are shared among the workers (sessions are
+        // independent: their order among themselves does not matter).
+        while batch.len() > FLUSH_CHUNK {
+            let chunk = batch.split_off(batch.len() - FLUSH_CHUNK);
+            rt.spawn(async move { chunk.iter().for_each(|s| s.flush_now()) });
+        }
+        rt.spawn(async move { batch.iter().for_each(|s| s.flush_now()) });
     }
 
     pub(crate) fn next_id(&self) -> u64 {

@@ -471,20 +471,29 @@ impl Session {
         self.queue(packet, true, callback, None, true)
     }
 
-    /// [`Session::send`] with a frame the application encoded itself
-    /// (engine.io's `wsPreEncodedFrame`): a WebSocket without compression
-    /// writes it instead of encoding `data`; polling encodes `data`.
-    /// Written by a runtime worker rather than by the calling thread: the
-    /// sessions given such a frame within
-    /// one burst (a Socket.IO broadcast hands the same frame to each
-    /// session in turn) are flushed together, off the caller's thread, by
-    /// one wake of the runtime. Order is kept: the packet is in the buffer
-    /// before this returns, and whatever is sent after it goes behind it.
-    pub fn send_pre_encoded_later(
+    /// [`Session::send`] for a caller whose thread is busy (the JS thread
+    /// running a batch of events, or a loop sending to many sessions): a
+    /// transport that would write from the calling thread (a WebSocket's
+    /// system call) is left to a runtime worker instead, which flushes
+    /// every session handed to it before [`Engine::release_flushes`] in
+    /// one wake. Order is kept: the packet is in the buffer before this
+    /// returns, and whatever is sent after it goes behind it. Other
+    /// transports flush at once, as [`Session::send`] does: their flush
+    /// only hands the packets to a task or a held request.
+    ///
+    /// `frame`: one the application encoded itself (engine.io's
+    /// `wsPreEncodedFrame`), which a WebSocket without compression writes
+    /// instead of encoding `data`, and polling ignores. A Socket.IO
+    /// broadcast hands the same frame to each session in turn: those
+    /// sessions are always left to the workers.
+    ///
+    /// [`Engine::release_flushes`]: super::Engine::release_flushes
+    pub fn send_later(
         self: &Arc<Self>,
         data: PacketData,
-        frame: Bytes,
+        compress: bool,
         callback: bool,
+        frame: Option<Bytes>,
     ) -> bool {
         let packet = Packet {
             kind: PacketType::Message,
@@ -492,11 +501,16 @@ impl Session {
         };
         let mut guard = self.state.lock();
         let st = &mut *guard;
+        let later = frame.is_some() || st.transport.writes_directly();
         // A buffer that holds something already has a flush coming: the
         // transport's own (a write in flight, a GET to come) or this one's.
         let idle = st.core.buffer.is_empty() && st.core.acked;
-        if !self.buffer(st, packet, true, callback, Some(frame), false) {
+        if !self.buffer(st, packet, compress, callback, frame, false) {
             return false;
+        }
+        if !later {
+            self.flush(st);
+            return true;
         }
         drop(guard);
         if idle {
@@ -508,7 +522,7 @@ impl Session {
     }
 
     /// Hands what is buffered to the transport, for
-    /// [`Session::send_pre_encoded_later`]'s flush.
+    /// [`Session::send_later`]'s flush.
     pub(crate) fn flush_now(&self) {
         self.flush(&mut self.state.lock());
     }
@@ -1031,6 +1045,8 @@ mod tests {
         kind: TransportKind,
         open: bool,
         later: bool,
+        /// Claims to write from the caller's thread, as a WebSocket does.
+        direct: bool,
         wire: Arc<Mutex<Wire>>,
     }
 
@@ -1042,6 +1058,7 @@ mod tests {
                 kind,
                 open: true,
                 later: false,
+                direct: false,
                 wire: wire.clone(),
             };
             (Box::new(fake), wire)
@@ -1069,6 +1086,9 @@ mod tests {
         fn send_now(&mut self, _: MessageRef<'_>, _: bool, _: &mut Outbox<'_>) -> Option<()> {
             None
         }
+        fn writes_directly(&self) -> bool {
+            self.direct && self.open
+        }
         fn close_requested(&mut self, discard: bool, _: &mut Outbox<'_>) -> ServerClose {
             if self.later && !discard {
                 ServerClose::Later
@@ -1091,8 +1111,8 @@ mod tests {
     }
 
     struct Setup {
-        // Never driven: the engine only needs a handle to spawn on.
-        _rt: tokio::runtime::Runtime,
+        // Driven only by `run_spawned`: the engine needs a handle to spawn on.
+        rt: tokio::runtime::Runtime,
         engine: Engine,
     }
 
@@ -1102,10 +1122,19 @@ mod tests {
             .build()
             .unwrap();
         let engine = Engine::new(config, EventQueue::new(|| {}), rt.handle().clone());
-        Setup { _rt: rt, engine }
+        Setup { rt, engine }
     }
 
     impl Setup {
+        /// Runs what the engine spawned until nothing is ready.
+        fn run_spawned(&self) {
+            self.rt.block_on(async {
+                for _ in 0..8 {
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+
         fn open(&self, query: &str, driver: Box<dyn Driver>) -> Arc<Session> {
             let url = format!("/engine.io/?{query}");
             let req = Arc::new(RequestInfo::new("GET", &url, "1.1", vec![], None));
@@ -1194,7 +1223,7 @@ mod tests {
         let s = t.open("EIO=4", d);
         s.ack_open();
         let frame = Bytes::from_static(b"\x81\x024a");
-        assert!(s.send_pre_encoded_later(text("a"), frame, true));
+        assert!(s.send_later(text("a"), true, true, Some(frame)));
         // Left for a runtime worker: nothing written on this thread yet.
         assert_eq!(wire.lock().writes, ["0"]);
         assert_eq!(s.buffered(), 1);
@@ -1202,9 +1231,54 @@ mod tests {
         assert!(s.send(text("b"), false, false));
         assert_eq!(wire.lock().writes, ["0", "44"]);
         // The worker's flush then finds nothing left.
-        s.flush_now();
+        t.engine.release_flushes();
+        t.run_spawned();
         assert_eq!(wire.lock().writes.len(), 2);
         assert_eq!(t.drains(), [1]);
+    }
+
+    #[test]
+    fn sends_left_for_later_wait_for_the_release_then_go_in_one_write() {
+        let t = setup(Config::default());
+        let (d, wire) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        s.ack_open();
+        s.drive_current(|f: &mut Fake, _| f.direct = true);
+        assert!(s.send_later(text("a"), true, true, None));
+        assert!(s.send_later(text("b"), true, false, None));
+        // Nothing handed over yet: the runtime has nothing to do.
+        t.run_spawned();
+        assert_eq!(wire.lock().writes, ["0"]);
+        assert_eq!(s.buffered(), 2);
+        t.engine.release_flushes();
+        t.run_spawned();
+        assert_eq!(wire.lock().writes, ["0", "44"]);
+        assert_eq!(t.drains(), [1]);
+        // A second release has nothing left.
+        t.engine.release_flushes();
+        t.run_spawned();
+        assert_eq!(wire.lock().writes.len(), 2);
+    }
+
+    #[test]
+    fn a_send_for_later_on_a_transport_that_does_not_write_itself_goes_at_once() {
+        let t = setup(Config::default());
+        let (d, wire) = Fake::boxed(1, TransportKind::Polling);
+        let s = t.open("EIO=4", d);
+        s.ack_open();
+        assert!(s.send_later(text("a"), true, false, None));
+        assert_eq!(wire.lock().writes, ["0", "4"]);
+        assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn a_send_for_later_to_a_closed_session_is_refused() {
+        let t = setup(Config::default());
+        let (d, _wire) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        s.ack_open();
+        s.close_by_server(true);
+        assert!(!s.send_later(text("a"), true, false, None));
     }
 
     #[test]

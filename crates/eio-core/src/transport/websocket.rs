@@ -1019,6 +1019,10 @@ impl Driver for WsDriver {
         Some(())
     }
 
+    fn writes_directly(&self) -> bool {
+        !self.busy && self.link.direct.get().is_some()
+    }
+
     fn close_requested(&mut self, _: bool, _: &mut Outbox<'_>) -> ServerClose {
         ServerClose::Now
     }
