@@ -245,6 +245,8 @@ test("sends left for the runtime's workers keep their order, callbacks and close
       if (m === "burst") {
         // Inside the engine's event: every send is left for later.
         for (let i = 0; i < 20; i++) s.send(`r${i}`, () => callbacks.push(i));
+        // Large binary data is written from the JS thread: behind the rest.
+        s.send(Buffer.alloc(20000, 7));
         s.send(Buffer.from([1, 2, 3]));
       } else if (m === "bye") {
         s.send("last");
@@ -266,12 +268,13 @@ test("sends left for the runtime's workers keep their order, callbacks and close
 
   const [a, b] = clients;
   a.ws.send("4burst");
-  await until(() => data(a).length === 26, "the burst");
+  await until(() => data(a).length === 27, "the burst");
   assert.deepEqual(
     data(a).slice(5, 25),
     [...Array(20).keys()].map((i) => `4r${i}`),
   );
-  assert.ok(Buffer.isBuffer(data(a)[25]), "the binary message, last");
+  assert.deepEqual(data(a)[25], Buffer.alloc(20000, 7));
+  assert.deepEqual(data(a)[26], Buffer.from([1, 2, 3]));
   await until(() => callbacks.length === 20, "the send callbacks");
   assert.deepEqual(callbacks, [...Array(20).keys()]);
 
