@@ -257,14 +257,17 @@ class Socket extends EventEmitter {
       this._transportName() === "websocket";
     const wire = toWire(data);
     // A busy event loop (running the engine's events, or sending to
-    // several sessions in one tick) leaves its writes to the runtime's
-    // workers, handed over in one wake at the end of the tick; a lone send
-    // from an idle loop is written at once, and so is large binary data.
-    // Pre-encoded frames are Socket.IO's broadcasts: always left.
+    // several sessions in one tick) leaves its WebSocket writes to the
+    // runtime's workers, handed over in one wake at the end of the tick; a
+    // lone send from an idle loop is written at once, and so is large
+    // binary data. Pre-encoded frames are Socket.IO's broadcasts: always
+    // left.
     const later =
       preEncoded ||
       ((!first || server._draining) &&
-        (typeof wire === "string" || wire.length <= DIRECT_BINARY_BYTES));
+        (typeof wire === "string" || wire.length <= DIRECT_BINARY_BYTES) &&
+        // Only a WebSocket writes from the calling thread.
+        this._transportName() === "websocket");
     if (later) sendsLater.add(server._id);
     const sent = preEncoded
       ? server._native.sendPreEncoded(this._handle, wire, frameBytes(frame), hasCallback)
