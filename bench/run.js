@@ -470,12 +470,36 @@ function sample(pid) {
  * sampleThreads() also holds V8's helper threads, which share its name).
  */
 function threadCpuMs(pid, tid) {
+  const t = taskStat(pid, tid);
+  return t ? t.ms : NaN;
+}
+
+/** Name (comm) and CPU ms (utime + stime) of thread `tid` of `pid`; null once it exited. */
+function taskStat(pid, tid) {
+  let stat;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+    stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
   } catch (_) {
-    return NaN;
+    return null;
+  }
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return {
+    comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
+    ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK,
+  };
+}
+
+/** Calls `fn(tid, comm, cpuMs)` for each live thread of `pid`. */
+function forEachThread(pid, fn) {
+  let tasks = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch (_) {
+    return;
+  }
+  for (const tid of tasks) {
+    const t = taskStat(pid, tid);
+    if (t) fn(Number(tid), t.comm, t.ms);
   }
 }
 
@@ -487,54 +511,25 @@ function threadCpuMs(pid, tid) {
  */
 function sampleThreadClasses(pid) {
   const out = { main: 0, runtime: 0, other: 0 };
-  let tasks = [];
-  try {
-    tasks = fs.readdirSync(`/proc/${pid}/task`);
-  } catch (_) {
-    return out;
-  }
-  for (const tid of tasks) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const ms = ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-      const cls =
-        Number(tid) === pid
-          ? "main"
-          : comm.startsWith("eio-rs") || comm.startsWith("tokio-rt-worker")
-            ? "runtime"
-            : "other";
-      out[cls] += ms;
-    } catch (_) {
-      /* thread exited */
-    }
-  }
+  forEachThread(pid, (tid, comm, ms) => {
+    const cls =
+      tid === pid
+        ? "main"
+        : comm.startsWith("eio-rs") || comm.startsWith("tokio-rt-worker")
+          ? "runtime"
+          : "other";
+    out[cls] += ms;
+  });
   return out;
 }
 
-/** CPU ms per thread name (comm) of the live threads of `pid`. */
+/** CPU ms per thread name (comm, less a trailing number) of the live threads of `pid`. */
 function sampleThreads(pid) {
   const out = {};
-  let tasks = [];
-  try {
-    tasks = fs.readdirSync(`/proc/${pid}/task`);
-  } catch (_) {
-    return out;
-  }
-  for (const tid of tasks) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const comm = stat
-        .slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
-        .replace(/[0-9]+$/, "")
-        .trim();
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out[comm] = (out[comm] || 0) + ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-    } catch (_) {
-      /* thread exited */
-    }
-  }
+  forEachThread(pid, (tid, comm, ms) => {
+    const name = comm.replace(/[0-9]+$/, "").trim();
+    out[name] = (out[name] || 0) + ms;
+  });
   return out;
 }
 
