@@ -1138,6 +1138,17 @@ function printColumns(header, lines) {
 /** The Node servers whose event loop (main thread) is sampled. */
 const LOOP_KINDS = ["eio-native", "eio-attach", BASELINE, FLOOR];
 
+/** A ratio as "1.23×", or "—" when there is none. */
+function fxRatio(x) {
+  return x == null || !Number.isFinite(x) ? "—" : `${x.toFixed(2)}×`;
+}
+
+/** Whether `x` meets the target `op t` ("yes"/"no"), or "—" when there is no `x`. */
+function meets(x, op, t) {
+  if (x == null || !Number.isFinite(x)) return "—";
+  return (op === ">=" ? x >= t : x <= t) ? "yes" : "no";
+}
+
 /**
  * The "Event loop" table: per scenario, the CPU time of each Node server's
  * main thread per message (per delivered message for the broadcasts, per
@@ -1173,7 +1184,7 @@ function eventLoopTable(rows) {
     if (!LOOP_KINDS.some((k) => loop(k) != null)) continue;
     const base = loop(BASELINE);
     const ratio = (k) => (loop(k) != null && base ? loop(k) / base : null);
-    const fx = (x) => (x == null ? "—" : `${x.toFixed(2)}×`);
+    const fx = fxRatio;
     const perSecond = LOOP_KINDS.some((k) => ex(k) && ex(k).loopMsPerSec != null);
     const unit = perSecond
       ? "event-loop CPU ms / s"
@@ -1488,9 +1499,8 @@ function targetRows(rows) {
   const native = (n) => by[n] && by[n].servers["eio-native"];
   const base = (n) => by[n] && by[n].servers[BASELINE];
   const r2 = (x) => (x === undefined || x === null ? null : x);
-  const fx = (x) => (x === null || x === undefined ? "—" : `${x.toFixed(2)}×`);
-  const check = (x, op, t) =>
-    x === null || x === undefined ? "—" : (op === ">=" ? x >= t : x <= t) ? "yes" : "no";
+  const fx = fxRatio;
+  const check = meets;
   const attachNA = (n) =>
     by[n] && by[n].servers["eio-attach"] && by[n].servers["eio-attach"].unsupported;
   // The last column: the same ratio for the pure-Rust reference, whether the
@@ -1621,9 +1631,8 @@ function issue19Rows(rows, satRows) {
   const by = Object.fromEntries(rows.map((r) => [r.name, r]));
   const srv = (n, k) =>
     by[n] && by[n].servers[k] && !by[n].servers[k].unsupported && by[n].servers[k];
-  const fx = (x) => (x == null || !Number.isFinite(x) ? "—" : `${x.toFixed(2)}×`);
-  const check = (x, op, t) =>
-    x == null || !Number.isFinite(x) ? "—" : (op === ">=" ? x >= t : x <= t) ? "yes" : "no";
+  const fx = fxRatio;
+  const check = meets;
   const share = (n, k = "eio-native") => {
     const s = srv(n, k);
     return s && s.extra && s.extra.kernelShare;

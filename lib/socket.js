@@ -249,12 +249,10 @@ class Socket extends EventEmitter {
     if (first) endEpochSoon();
     const server = this.server;
     const frame = options && options.wsPreEncodedFrame;
+    const websocket = this._transportName() === "websocket";
     // As engine.io: a pre-encoded frame is used on a WebSocket without
     // permessage-deflate.
-    const preEncoded =
-      frame !== undefined &&
-      !server.opts.perMessageDeflate &&
-      this._transportName() === "websocket";
+    const preEncoded = frame !== undefined && !server.opts.perMessageDeflate && websocket;
     const wire = toWire(data);
     // A busy event loop (running the engine's events, or sending to
     // several sessions in one tick) leaves its WebSocket writes to the
@@ -267,7 +265,7 @@ class Socket extends EventEmitter {
       ((!first || server._draining) &&
         (typeof wire === "string" || wire.length <= DIRECT_BINARY_BYTES) &&
         // Only a WebSocket writes from the calling thread.
-        this._transportName() === "websocket");
+        websocket);
     if (later) sendsLater.add(server._id);
     const sent = preEncoded
       ? server._native.sendPreEncoded(this._handle, wire, frameBytes(frame), hasCallback)
