@@ -285,3 +285,45 @@ test("sends left for the runtime's workers keep their order, callbacks and close
   assert.equal(data(b).at(-1), "4last");
   for (const c of clients) c.ws.close();
 });
+
+// A Socket.IO broadcast calls send() once per client with one
+// `wsPreEncodedFrame`; eio-rs hands those sends to the engine in one call.
+// Each client must still see its messages in the order they were sent.
+test("a broadcast's pre-encoded sends keep each session's order among other sends and closes", async (t) => {
+  const started = await start();
+  t.after(() => stop(started.engine));
+  const { engine, port } = started;
+  // What the frames carry differs from the data, to tell which went out.
+  const frame = (text) => [Buffer.from([0x81, text.length]), Buffer.from(text)];
+  const [one, two] = [frame("4B1"), frame("4B2")];
+  const ws = await Promise.all([0, 1, 2].map(() => wsClient(port)));
+  const hs = await fetch(`http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling`);
+  const sid = JSON.parse((await hs.text()).slice(1)).sid;
+  await until(() => engine.clientsCount === 4, "four sessions");
+  const [a, b, c] = ws.map((client) => engine.clients[JSON.parse(client.messages[0].slice(1)).sid]);
+  const closed = once(ws[2].ws, "close");
+
+  setTimeout(() => {
+    const all = Object.values(engine.clients);
+    for (const s of all) s.send("b1", { wsPreEncodedFrame: one });
+    b.send("direct");
+    for (const s of all) s.send("b2", { wsPreEncodedFrame: two });
+    c.close();
+    for (const s of all) s.send("b3", { wsPreEncodedFrame: one });
+    a.send("own", { wsPreEncodedFrame: two }, () => {});
+  }, 0);
+
+  const data = (client) => client.messages.filter((m) => m[0] === "4");
+  await until(() => data(ws[0]).length === 4 && data(ws[1]).length === 4, "the broadcasts");
+  assert.deepEqual(data(ws[0]), ["4B1", "4B2", "4B1", "4B2"]);
+  assert.deepEqual(data(ws[1]), ["4B1", "4direct", "4B2", "4B1"]);
+  await closed;
+  // Sent before the close, delivered before it; nothing after it.
+  assert.deepEqual(data(ws[2]), ["4B1", "4B2"]);
+  // Polling encodes the data itself.
+  const poll = await fetch(
+    `http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+  );
+  assert.equal(await poll.text(), "4b1\x1e4b2\x1e4b3");
+  for (const client of ws) client.ws.close();
+});

@@ -2,7 +2,7 @@
 
 const { EventEmitter } = require("events");
 const { BindingEngine } = require("../binding");
-const { Socket, LISTEN } = require("./socket");
+const { Socket, LISTEN, flushFanOut } = require("./socket");
 const bridge = require("./bridge");
 const webtransport = require("./webtransport");
 const { drain } = require("./dispatch");
@@ -125,6 +125,9 @@ class Server extends EventEmitter {
   /** Closes every session (`close(true)` on each). */
   close() {
     webtransport.close(this);
+    // A broadcast gathered this tick reaches the buffers first, as each
+    // send() would have.
+    flushFanOut();
     this._native.close();
     return this;
   }

@@ -69,6 +69,7 @@ const DIRECT_BINARY_BYTES = 8 * 1024;
 function endEpoch() {
   epoch++;
   epochEnding = false;
+  flushFanOut();
   if (sendsLater.size) {
     try {
       for (const id of sendsLater) engineReleaseSends(id);
@@ -81,6 +82,45 @@ function endEpoch() {
 function endEpochSoon() {
   epochEnding = true;
   process.nextTick(endEpoch);
+}
+
+// A Socket.IO broadcast calls `send()` once per client with the same data
+// and the same `wsPreEncodedFrame`: those sends are gathered here and handed
+// to the engine in one call (`sendPreEncodedToEach`) when anything else is
+// sent or closed, or when the tick ends. Each session keeps its order:
+// whatever a send puts behind them flushes them first.
+const fanOut = {
+  server: null,
+  wire: null,
+  frame: null,
+  handles: new Float64Array(1024),
+  count: 0,
+};
+
+/** Adds a session to the broadcast being gathered, or starts another. */
+function gather(server, handle, wire, frame) {
+  if (fanOut.server !== server || fanOut.wire !== wire || fanOut.frame !== frame) {
+    flushFanOut();
+    fanOut.server = server;
+    fanOut.wire = wire;
+    fanOut.frame = frame;
+  }
+  if (fanOut.count === fanOut.handles.length) {
+    const bigger = new Float64Array(fanOut.count * 2);
+    bigger.set(fanOut.handles);
+    fanOut.handles = bigger;
+  }
+  fanOut.handles[fanOut.count++] = handle;
+}
+
+/** Hands the broadcast gathered so far to the engine. */
+function flushFanOut() {
+  const n = fanOut.count;
+  if (n === 0) return;
+  const { server, wire, frame } = fanOut;
+  fanOut.count = 0;
+  fanOut.server = fanOut.wire = fanOut.frame = null;
+  server._native.sendPreEncodedToEach(fanOut.handles.subarray(0, n), wire, frameBytes(frame));
 }
 
 /** `socket.request`: the handshake request, made when first read. */
@@ -216,6 +256,7 @@ class Socket extends EventEmitter {
 
   /** Packets waiting for the transport. */
   get writeBuffer() {
+    flushFanOut();
     const state = this.server._native.socketState(this._handle);
     return new Array(state ? state.buffered : 0).fill(undefined);
   }
@@ -267,6 +308,11 @@ class Socket extends EventEmitter {
         // Only a WebSocket writes from the calling thread.
         websocket);
     if (later) sendsLater.add(server._id);
+    if (preEncoded && !hasCallback) {
+      gather(server, this._handle, wire, frame);
+      return this;
+    }
+    flushFanOut();
     const sent = preEncoded
       ? server._native.sendPreEncoded(this._handle, wire, frameBytes(frame), hasCallback)
       : engineSend(server._id, this._handle, wire, compress, hasCallback, later);
@@ -284,6 +330,7 @@ class Socket extends EventEmitter {
    * @param {boolean} [discard]
    */
   close(discard) {
+    flushFanOut();
     if (discard && (this._readyState === "open" || this._readyState === "closing")) {
       this.server._native.closeSocket(this._handle, true);
       return this;
@@ -377,4 +424,4 @@ function toWire(data) {
 Socket.prototype.on = Socket.prototype.addListener;
 Socket.prototype.off = Socket.prototype.removeListener;
 
-module.exports = { Socket, Transport, LISTEN };
+module.exports = { Socket, Transport, LISTEN, flushFanOut };

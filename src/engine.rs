@@ -17,7 +17,7 @@ use eio_core::server::webtransport::{WtEndpoint, WtError, WtSettings};
 use eio_core::transport::polling::{self, PostFailure};
 use eio_core::transport::websocket::Opening;
 use eio_core::transport::{Headers, HttpResponse};
-use napi::bindgen_prelude::{BufferSlice, Either, Float64Array, Function};
+use napi::bindgen_prelude::{BufferSlice, Either, Float64Array, Float64ArraySlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status};
 use napi_derive::napi;
@@ -228,6 +228,22 @@ impl BindingEngine {
         let data = packet_data(data);
         let frame = self.shared.frame(&frame);
         session.send_later(data, true, callback, Some(frame))
+    }
+
+    /// `sendPreEncoded` to many sessions at once: the sends of one
+    /// Socket.IO broadcast, gathered over a tick (no callbacks). Returns how
+    /// many sessions took the message.
+    #[napi(catch_unwind)]
+    pub fn send_pre_encoded_to_each(
+        &self,
+        handles: Float64ArraySlice,
+        data: Either<String, BufferSlice>,
+        frame: BufferSlice,
+    ) -> u32 {
+        let data = packet_data(data);
+        let frame = self.shared.frame(&frame);
+        let handles = handles.iter().map(|&h| h as u64);
+        self.engine().send_to_each(handles, &data, &frame) as u32
     }
 
     /// The `connection` handlers ran: the session's handshake may go out.

@@ -354,6 +354,32 @@ impl Engine {
         self.inner.registry.read().by_handle.get(&handle).cloned()
     }
 
+    /// Queues one message for each of `handles` that is still open, as
+    /// [`Session::send_later`] with `frame` (a broadcast: one encoding, many
+    /// sessions; JS gathers a tick's worth of Socket.IO's per-client sends
+    /// into one call). Each session keeps its own order. Returns how many
+    /// sessions took the message.
+    pub fn send_to_each(
+        &self,
+        handles: impl IntoIterator<Item = Handle>,
+        data: &PacketData,
+        frame: &bytes::Bytes,
+    ) -> usize {
+        // Looked up first, sent after: a send may close its session, which
+        // takes the registry's write lock.
+        let sessions: Vec<Arc<Session>> = {
+            let reg = self.inner.registry.read();
+            handles
+                .into_iter()
+                .filter_map(|h| reg.by_handle.get(&h).cloned())
+                .collect()
+        };
+        sessions
+            .iter()
+            .filter(|s| s.send_later(data.clone(), true, false, Some(frame.clone())))
+            .count()
+    }
+
     /// A live session by sid.
     pub fn session_by_sid(&self, sid: &str) -> Option<Arc<Session>> {
         self.inner.registry.read().by_sid.get(sid).cloned()

@@ -1261,6 +1261,38 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcast_reaches_each_open_session_in_its_own_order() {
+        let t = setup(Config::default());
+        let (d1, ws) = Fake::boxed(1, TransportKind::WebSocket);
+        let a = t.open("EIO=4", d1);
+        let (d2, poll) = Fake::boxed(2, TransportKind::Polling);
+        let b = t.open("EIO=4", d2);
+        let (d3, _) = Fake::boxed(3, TransportKind::WebSocket);
+        let gone = t.open("EIO=4", d3);
+        for s in [&a, &b, &gone] {
+            s.ack_open();
+        }
+        a.drive_current(|f: &mut Fake, _| f.direct = true);
+        gone.close_by_server(true);
+        t.events();
+        assert!(a.send_later(text("first"), true, false, None));
+        let frame = Bytes::from_static(b"\x81\x024x");
+        let handles = [a.handle, b.handle, gone.handle, 999];
+        assert_eq!(t.engine.send_to_each(handles, &text("x"), &frame), 2);
+        // Both wait for the release; the WebSocket's message goes behind
+        // what it had, and what is sent next goes behind it.
+        assert_eq!(ws.lock().writes, ["0"]);
+        assert_eq!(poll.lock().writes, ["0"]);
+        assert_eq!((a.buffered(), b.buffered()), (2, 1));
+        assert!(a.send(text("after"), false, false));
+        assert_eq!(ws.lock().writes, ["0", "444"]);
+        t.engine.release_flushes();
+        t.run_spawned();
+        assert_eq!(ws.lock().writes.len(), 2);
+        assert_eq!(poll.lock().writes, ["0", "4"]);
+    }
+
+    #[test]
     fn a_send_for_later_on_a_transport_that_does_not_write_itself_goes_at_once() {
         let t = setup(Config::default());
         let (d, wire) = Fake::boxed(1, TransportKind::Polling);
