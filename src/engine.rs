@@ -247,10 +247,13 @@ impl BindingEngine {
     }
 
     /// The `connection` handlers ran: the session's handshake may go out.
+    /// Called while JS runs the engine's events: a WebSocket's write is left
+    /// to the runtime, which the end of the drain (`engineTakeEvents`)
+    /// starts.
     #[napi(catch_unwind)]
     pub fn ack_open(&self, handle: f64) {
         if let Some(session) = self.engine().session(handle as u64) {
-            session.ack_open();
+            session.ack_open_later();
         }
     }
 

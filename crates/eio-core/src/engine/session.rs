@@ -608,6 +608,30 @@ impl Session {
         }
     }
 
+    /// [`Session::ack_open`] from a busy thread (the JS thread, inside the
+    /// engine's events): a transport that would write the handshake from
+    /// the caller's thread leaves the write to a runtime worker, as
+    /// [`Session::send_later`] does; it waits for
+    /// [`Engine::release_flushes`]. What the `connection` handlers sent is
+    /// behind it in the buffer and goes in the same flush.
+    ///
+    /// [`Engine::release_flushes`]: super::Engine::release_flushes
+    pub fn ack_open_later(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        if st.core.acked {
+            return;
+        }
+        st.core.acked = true;
+        if !st.transport.writes_directly() {
+            self.flush(&mut st);
+            return;
+        }
+        drop(st);
+        if let Some(engine) = self.engine() {
+            engine.flush_later(self.clone());
+        }
+    }
+
     pub(crate) fn queue_open(&self, open: Str, initial: Option<PacketData>) {
         debug!(self, Scope::Socket, "sending packet \"open\" ({open})");
         let mut st = self.state.lock();
@@ -1290,6 +1314,28 @@ mod tests {
         t.run_spawned();
         assert_eq!(ws.lock().writes.len(), 2);
         assert_eq!(poll.lock().writes, ["0", "4"]);
+    }
+
+    #[test]
+    fn a_handshake_acknowledged_later_waits_for_the_release_with_what_was_sent() {
+        let t = setup(Config::default());
+        let (d, wire) = Fake::boxed(1, TransportKind::WebSocket);
+        let s = t.open("EIO=4", d);
+        s.drive_current(|f: &mut Fake, _| f.direct = true);
+        // Sent from a `connection` handler: behind the handshake.
+        assert!(s.send_later(text("hi"), true, false, None));
+        s.ack_open_later();
+        t.run_spawned();
+        assert!(wire.lock().writes.is_empty());
+        t.engine.release_flushes();
+        t.run_spawned();
+        // The handshake alone, then the message (as with `ack_open`).
+        assert_eq!(wire.lock().writes, ["0", "4"]);
+        // Over a transport that does not write itself, it goes at once.
+        let (d, poll) = Fake::boxed(2, TransportKind::Polling);
+        let p = t.open("EIO=4", d);
+        p.ack_open_later();
+        assert_eq!(poll.lock().writes, ["0"]);
     }
 
     #[test]
