@@ -1,7 +1,8 @@
 "use strict";
 
-// The native event dispatch: the engine's events, one flat array per batch
-// (laid out by src/events.rs), turned into the engine.io events of the
+// The native event dispatch: the engine's events, a batch per call (laid
+// out by src/events.rs: their values in a flat array that ends with a
+// Float64Array of their numbers), turned into the engine.io events of the
 // Server and its Sockets; and the hooks that need an answer from JS.
 
 const binding = require("../binding");
@@ -64,23 +65,34 @@ function drain(server) {
   }
 }
 
-/** Runs the events of one native batch. */
+/**
+ * Runs the events of one native batch: `ev` holds each event's values in
+ * order and ends with a Float64Array of their numbers (the kind first).
+ */
 function dispatch(server, ev) {
-  let i = 0;
-  while (i < ev.length) {
-    const kind = ev[i];
+  const nums = ev[ev.length - 1];
+  let j = 0; // in nums
+  let i = 0; // in ev
+  while (j < nums.length) {
+    const kind = nums[j];
     try {
       switch (kind) {
         case CONNECTION: {
-          const [, handle, sid, protocol, transport, req] = ev.slice(i, i + 6);
-          i += 6;
+          const handle = nums[j + 1];
+          const protocol = nums[j + 2];
+          const sid = ev[i];
+          const transport = ev[i + 1];
+          const req = ev[i + 2];
+          j += 3;
+          i += 3;
           server._onConnection(handle, sid, protocol, transport, lazyRequest(server, req));
           break;
         }
         case MESSAGE: {
-          const socket = server._sockets.get(ev[i + 1]);
-          const data = ev[i + 2];
-          i += 3;
+          const socket = server._sockets.get(nums[j + 1]);
+          const data = ev[i];
+          j += 2;
+          i += 1;
           if (socket) {
             socket._drainNo = server._drainNo;
             socket.emit("data", data);
@@ -89,10 +101,11 @@ function dispatch(server, ev) {
           break;
         }
         case CLOSE: {
-          const handle = ev[i + 1];
-          const reason = ev[i + 2];
-          const description = ev[i + 3];
-          i += 4;
+          const handle = nums[j + 1];
+          const reason = ev[i];
+          const description = ev[i + 1];
+          j += 2;
+          i += 2;
           const socket = server._sockets.get(handle);
           if (socket && socket._drainNo === server._drainNo) {
             server._closeAfterTicks(handle, reason, description);
@@ -103,16 +116,18 @@ function dispatch(server, ev) {
         }
         case UPGRADING:
         case UPGRADE: {
-          const socket = server._sockets.get(ev[i + 1]);
-          const name = ev[i + 2];
-          i += 3;
+          const socket = server._sockets.get(nums[j + 1]);
+          const name = ev[i];
+          j += 2;
+          i += 1;
           if (socket) kind === UPGRADING ? socket._onUpgrading(name) : socket._onUpgrade(name);
           break;
         }
         case FLUSH: {
-          const socket = server._sockets.get(ev[i + 1]);
-          const flat = ev[i + 2];
-          i += 3;
+          const socket = server._sockets.get(nums[j + 1]);
+          const flat = ev[i];
+          j += 2;
+          i += 1;
           if (socket) {
             const packets = [];
             for (let k = 0; k < flat.length; k += 2) {
@@ -126,53 +141,65 @@ function dispatch(server, ev) {
           break;
         }
         case DRAIN: {
-          const socket = server._sockets.get(ev[i + 1]);
-          const callbacks = ev[i + 2];
-          i += 3;
+          const socket = server._sockets.get(nums[j + 1]);
+          const callbacks = nums[j + 2];
+          j += 3;
           if (socket) socket._onDrain(callbacks);
           break;
         }
         case CONNECTION_ERROR: {
-          const req = request(server, ev[i + 1]);
-          const code = ev[i + 2];
-          const message = ev[i + 3];
-          const context = JSON.parse(ev[i + 4]);
-          i += 5;
-          server.emit("connection_error", { req, code, message, context });
+          const code = nums[j + 1];
+          const raw = ev[i];
+          const message = ev[i + 1];
+          const context = ev[i + 2];
+          j += 2;
+          i += 3;
+          server.emit("connection_error", {
+            req: request(server, raw),
+            code,
+            message,
+            context: JSON.parse(context),
+          });
           break;
         }
         case PACKET:
         case PACKET_CREATE: {
-          const socket = server._sockets.get(ev[i + 1]);
-          const packet = { type: ev[i + 2] };
+          const socket = server._sockets.get(nums[j + 1]);
+          const packet = { type: ev[i] };
           // engine.io's sendPacket() gives every packet it creates options.
           if (kind === PACKET_CREATE) packet.options = { compress: true };
-          if (ev[i + 3] !== undefined) packet.data = ev[i + 3];
-          i += 4;
+          if (ev[i + 1] !== undefined) packet.data = ev[i + 1];
+          j += 2;
+          i += 2;
           if (!socket) break;
           if (kind === PACKET) socket._drainNo = server._drainNo;
           socket.emit(kind === PACKET ? "packet" : "packetCreate", packet);
           break;
         }
         case HOOK: {
-          const [, id, hook, raw, extra] = ev.slice(i, i + 5);
-          i += 5;
+          const id = nums[j + 1];
+          const hook = nums[j + 2];
+          const raw = ev[i];
+          const extra = ev[i + 1];
+          j += 3;
+          i += 2;
           const req = request(server, raw);
           server._requests.set(raw[1], req);
           onHook(server, id, hook, req, extra);
           break;
         }
         case REQUEST_DONE: {
-          server._requests.delete(ev[i + 1]);
-          i += 2;
+          server._requests.delete(nums[j + 1]);
+          j += 2;
           break;
         }
         case RESPONSE: {
-          const id = ev[i + 1];
-          const status = ev[i + 2];
-          const headers = ev[i + 3];
-          const body = ev[i + 4];
-          i += 5;
+          const id = nums[j + 1];
+          const status = nums[j + 2];
+          const headers = ev[i];
+          const body = ev[i + 1];
+          j += 3;
+          i += 2;
           const res = server._responses.get(id);
           if (res) {
             server._responses.delete(id);
@@ -189,35 +216,37 @@ function dispatch(server, ev) {
           break;
         }
         case BRIDGE_WRITE: {
-          const socket = server._carried.get(ev[i + 1]);
-          const data = ev[i + 2];
-          i += 3;
+          const socket = server._carried.get(nums[j + 1]);
+          const data = ev[i];
+          j += 2;
+          i += 1;
           if (socket) data === null ? socket.end() : socket.write(data);
           break;
         }
         case UPGRADE_ABORTED: {
-          const socket = server._sockets.get(ev[i + 1]);
-          i += 2;
+          const socket = server._sockets.get(nums[j + 1]);
+          j += 2;
           if (socket) socket._onUpgradeAborted();
           break;
         }
         case HEARTBEAT: {
-          const socket = server._sockets.get(ev[i + 1]);
-          i += 2;
+          const socket = server._sockets.get(nums[j + 1]);
+          j += 2;
           if (socket) socket.emit("heartbeat");
           break;
         }
         case LISTENER_CLOSED: {
-          const id = ev[i + 1];
-          i += 2;
+          const id = nums[j + 1];
+          j += 2;
           const onClosed = server._listeners.get(id);
           server._listeners.delete(id);
           if (onClosed) onClosed();
           break;
         }
         case LOG: {
-          debug.print(ev[i + 1], ev[i + 2]);
-          i += 3;
+          debug.print(nums[j + 1], ev[i]);
+          j += 2;
+          i += 1;
           break;
         }
         default:
@@ -225,9 +254,9 @@ function dispatch(server, ev) {
           return rethrow(new Error(`eio-rs: unknown native event ${kind}`));
       }
     } catch (err) {
-      // Each case advanced `i` before calling user code, so a throwing
-      // handler behaves as in engine.io (an uncaught exception) while the
-      // rest of the batch is still delivered.
+      // Each case advanced `i` and `j` before calling user code, so a
+      // throwing handler behaves as in engine.io (an uncaught exception)
+      // while the rest of the batch is still delivered.
       rethrow(err);
     }
   }

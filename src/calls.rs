@@ -18,7 +18,7 @@ use napi::bindgen_prelude::{BufferSlice, Either, ToNapiValue, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
 
-/// Every event queued since the last call, as one flat array (see
+/// Every event queued since the last call, as one array (see
 /// `events::to_js`). Call again after handling a non-empty batch, until one
 /// is empty. The sends the previous batch left for later
 /// (`engineSend`'s `later`) go to the runtime first, in one wake.

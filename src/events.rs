@@ -1,12 +1,15 @@
-//! Turns a batch of core events into one flat JS array, so a whole batch
-//! crosses the boundary in one call. Layout per event: a kind number, then
-//! fields that depend on the kind (read by `dispatch` in lib/dispatch.js).
+//! Turns a batch of core events into JS values, so a whole batch crosses
+//! the boundary in one call. Each event is a kind number and fields that
+//! depend on the kind (read by `dispatch` in lib/dispatch.js): its numbers
+//! go into one `Float64Array` (written as memory, not as array elements one
+//! call each), its other values into a flat array, which ends with that
+//! `Float64Array`.
 
 use crate::convert::{buffer, flat, header_code};
 use crate::named::named;
 use eio_core::engine::{Event, HookCall, RequestInfo};
 use eio_core::protocol::{pool, Packet, PacketData};
-use napi::bindgen_prelude::{Array, BufferSlice, Null};
+use napi::bindgen_prelude::{Array, BufferSlice, Float64ArraySlice, Null};
 use napi::{Env, Result};
 
 named! {
@@ -47,9 +50,15 @@ struct Writer<'e> {
     env: &'e Env,
     arr: Array<'e>,
     i: u32,
+    nums: Vec<f64>,
 }
 
 impl<'e> Writer<'e> {
+    /// A number of the event (its kind, a handle, a count).
+    fn num(&mut self, n: impl Into<f64>) {
+        self.nums.push(n.into());
+    }
+
     fn push<T: napi::bindgen_prelude::ToNapiValue>(&mut self, v: T) -> Result<()> {
         self.arr.set(self.i, v)?;
         self.i += 1;
@@ -134,10 +143,20 @@ fn pack(r: &RequestInfo) -> String {
     out
 }
 
-/// Encodes `events` into a flat array.
+/// Encodes `events`: their values, then the `Float64Array` of their
+/// numbers; no events, an empty array.
 pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
     let arr = env.create_array(0)?;
-    let mut w = Writer { env, arr, i: 0 };
+    if events.is_empty() {
+        return Ok(arr);
+    }
+    let mut w = Writer {
+        env,
+        arr,
+        i: 0,
+        // Two numbers per event for most: the kind and a handle.
+        nums: Vec::with_capacity(events.len() * 2 + 1),
+    };
     for ev in events {
         match ev {
             Event::Connection {
@@ -147,16 +166,16 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 transport,
                 request,
             } => {
-                w.push(kind::CONNECTION)?;
-                w.push(handle as f64)?;
+                w.num(kind::CONNECTION);
+                w.num(handle as f64);
                 w.push(&*sid)?;
-                w.push(protocol.number() as u32)?;
+                w.num(protocol.number() as u32);
                 w.push(transport)?;
                 w.request(&request)?;
             }
             Event::Message { handle, data } => {
-                w.push(kind::MESSAGE)?;
-                w.push(handle as f64)?;
+                w.num(kind::MESSAGE);
+                w.num(handle as f64);
                 w.data(data)?;
             }
             Event::Close {
@@ -164,77 +183,82 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 reason,
                 description,
             } => {
-                w.push(kind::CLOSE)?;
-                w.push(handle as f64)?;
+                w.num(kind::CLOSE);
+                w.num(handle as f64);
                 w.push(reason.as_str())?;
                 w.push(description)?;
             }
             Event::Upgrading { handle, transport } => {
-                w.push(kind::UPGRADING)?;
-                w.push(handle as f64)?;
+                w.num(kind::UPGRADING);
+                w.num(handle as f64);
                 w.push(transport)?;
             }
             Event::UpgradeAborted { handle } => {
-                w.push(kind::UPGRADE_ABORTED)?;
-                w.push(handle as f64)?;
+                w.num(kind::UPGRADE_ABORTED);
+                w.num(handle as f64);
             }
             Event::Upgrade { handle, transport } => {
-                w.push(kind::UPGRADE)?;
-                w.push(handle as f64)?;
+                w.num(kind::UPGRADE);
+                w.num(handle as f64);
                 w.push(transport)?;
             }
             Event::Flush { handle, packets } => {
-                w.push(kind::FLUSH)?;
-                w.push(handle as f64)?;
+                w.num(kind::FLUSH);
+                w.num(handle as f64);
                 let arr = env.create_array(packets.len() as u32 * 2)?;
-                let mut list = Writer { env, arr, i: 0 };
+                let mut list = Writer {
+                    env,
+                    arr,
+                    i: 0,
+                    nums: Vec::new(),
+                };
                 for p in packets {
                     list.packet(p)?;
                 }
                 w.push(list.arr)?;
             }
             Event::Drain { handle, callbacks } => {
-                w.push(kind::DRAIN)?;
-                w.push(handle as f64)?;
-                w.push(callbacks)?;
+                w.num(kind::DRAIN);
+                w.num(handle as f64);
+                w.num(callbacks);
             }
             Event::ConnectionError { request, error } => {
-                w.push(kind::CONNECTION_ERROR)?;
+                w.num(kind::CONNECTION_ERROR);
                 w.request(&request)?;
-                w.push(error.code.code() as u32)?;
+                w.num(error.code.code() as u32);
                 w.push(error.message.as_str())?;
                 w.push(error.context.to_string())?;
             }
             Event::Packet { handle, packet } => {
-                w.push(kind::PACKET)?;
-                w.push(handle as f64)?;
+                w.num(kind::PACKET);
+                w.num(handle as f64);
                 w.packet(packet)?;
             }
             Event::PacketCreate { handle, packet } => {
-                w.push(kind::PACKET_CREATE)?;
-                w.push(handle as f64)?;
+                w.num(kind::PACKET_CREATE);
+                w.num(handle as f64);
                 w.packet(packet)?;
             }
             Event::Heartbeat { handle } => {
-                w.push(kind::HEARTBEAT)?;
-                w.push(handle as f64)?;
+                w.num(kind::HEARTBEAT);
+                w.num(handle as f64);
             }
             Event::Hook { id, call } => {
-                w.push(kind::HOOK)?;
-                w.push(id as f64)?;
+                w.num(kind::HOOK);
+                w.num(id as f64);
                 match call {
                     HookCall::Middlewares { request, upgrade } => {
-                        w.push(hook::MIDDLEWARES)?;
+                        w.num(hook::MIDDLEWARES);
                         w.request(&request)?;
                         w.push(upgrade)?;
                     }
                     HookCall::AllowRequest { request } => {
-                        w.push(hook::ALLOW_REQUEST)?;
+                        w.num(hook::ALLOW_REQUEST);
                         w.request(&request)?;
                         w.push(Null)?;
                     }
                     HookCall::GenerateId { request } => {
-                        w.push(hook::GENERATE_ID)?;
+                        w.num(hook::GENERATE_ID);
                         w.request(&request)?;
                         w.push(Null)?;
                     }
@@ -244,7 +268,7 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                         initial,
                         headers,
                     } => {
-                        w.push(hook::HEADERS)?;
+                        w.num(hook::HEADERS);
                         w.request(&request)?;
                         let mut extra = env.create_array(3)?;
                         extra.set(0, &*sid)?;
@@ -255,13 +279,13 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 }
             }
             Event::RequestDone { request } => {
-                w.push(kind::REQUEST_DONE)?;
-                w.push(request as f64)?;
+                w.num(kind::REQUEST_DONE);
+                w.num(request as f64);
             }
             Event::Response { request, response } => {
-                w.push(kind::RESPONSE)?;
-                w.push(request as f64)?;
-                w.push(response.status as u32)?;
+                w.num(kind::RESPONSE);
+                w.num(request as f64);
+                w.num(response.status as u32);
                 // A number when the headers are the engine's own (see
                 // `fast::header_code`), else `[name, value, ...]`.
                 match header_code(&response.headers) {
@@ -271,8 +295,8 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 w.push(&buffer(env, response.body)?)?;
             }
             Event::BridgeWrite { conn, data, end } => {
-                w.push(kind::BRIDGE_WRITE)?;
-                w.push(conn as f64)?;
+                w.num(kind::BRIDGE_WRITE);
+                w.num(conn as f64);
                 if end {
                     w.push(Null)?;
                 } else {
@@ -281,15 +305,17 @@ pub fn to_js(env: &Env, events: Vec<Event>) -> Result<Array<'_>> {
                 }
             }
             Event::ListenerClosed { id } => {
-                w.push(kind::LISTENER_CLOSED)?;
-                w.push(id as f64)?;
+                w.num(kind::LISTENER_CLOSED);
+                w.num(id as f64);
             }
             Event::Log { scope, text } => {
-                w.push(kind::LOG)?;
-                w.push(scope.bit())?;
+                w.num(kind::LOG);
+                w.num(scope.bit());
                 w.push(text)?;
             }
         }
     }
+    let nums = Float64ArraySlice::copy_from(env, &w.nums)?;
+    w.push(nums)?;
     Ok(w.arr)
 }
