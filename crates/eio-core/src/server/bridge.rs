@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -364,42 +364,17 @@ impl Bridge {
     /// The engine's end of carried connection `id`: bytes from
     /// [`Bridge::data`] come out of it, and what is written to it goes to
     /// the application as [`Event::BridgeWrite`].
-    fn carry(&self, engine: &Engine, id: u64) -> DuplexStream {
-        let (engine_side, app_side) = tokio::io::duplex(64 * 1024);
-        let (mut app_read, mut app_write) = tokio::io::split(app_side);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    fn carry(&self, engine: &Engine, id: u64) -> Carried {
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
         self.conns.lock().insert(id, tx);
-        let rt = engine.runtime();
-        rt.spawn(async move {
-            while let Some(chunk) = rx.recv().await {
-                if app_write.write_all(&chunk).await.is_err() {
-                    break;
-                }
-            }
-            let _ = app_write.shutdown().await;
-        });
-        let events = engine.events().clone();
-        rt.spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match app_read.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => events.push(Event::BridgeWrite {
-                        conn: id,
-                        data: Bytes::copy_from_slice(&buf[..n]),
-                        end: false,
-                    }),
-                }
-            }
-            events.push(Event::BridgeWrite {
-                conn: id,
-                data: Bytes::new(),
-                end: true,
-            });
-        });
-        engine_side
+        Carried {
+            rx,
+            pending: Bytes::new(),
+            events: engine.events().clone(),
+            id,
+            ended: false,
+        }
     }
-
     /// Bytes from the client of a carried connection.
     pub fn data(&self, id: u64, chunk: Bytes) {
         if let Some(tx) = self.conns.lock().get(&id) {
@@ -413,11 +388,93 @@ impl Bridge {
     }
 }
 
+/// The engine's end of a connection JS carries: it reads the chunks
+/// [`Bridge::data`] sends (the end: when [`Bridge::end`] drops the sender)
+/// and turns each write into an [`Event::BridgeWrite`] at once, with no
+/// task or pipe between the connection's task and JS.
+struct Carried {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    /// What a read had no room for.
+    pending: Bytes,
+    events: Arc<EventQueue>,
+    id: u64,
+    /// The end was reported to JS (shutdown, or dropped).
+    ended: bool,
+}
+
+impl Carried {
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.events.push(Event::BridgeWrite {
+                conn: self.id,
+                data: Bytes::new(),
+                end: true,
+            });
+        }
+    }
+}
+
+impl AsyncRead for Carried {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.pending.is_empty() {
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => this.pending = chunk,
+                // The sender is gone: the client's side ended.
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = this.pending.len().min(buf.remaining());
+        buf.put_slice(&this.pending.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Carried {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        this.events.push(Event::BridgeWrite {
+            conn: this.id,
+            data: Bytes::copy_from_slice(data),
+            end: false,
+        });
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().end();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Carried {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
 /// A handed-over WebTransport stream, carried by JS: read from the
 /// carried bytes; written as one event per header and per payload, the
 /// chunks engine.io writes to such a stream.
 struct CarriedWt {
-    io: DuplexStream,
+    io: Carried,
     events: Arc<EventQueue>,
     id: u64,
 }
@@ -450,5 +507,68 @@ impl WtIo for CarriedWt {
             let _ = self.io.shutdown().await;
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writes(events: &EventQueue) -> Vec<(Vec<u8>, bool)> {
+        events
+            .drain()
+            .into_iter()
+            .map(|e| match e {
+                Event::BridgeWrite { data, end, .. } => (data.to_vec(), end),
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_carried_connection_reads_what_js_sends_and_writes_events() {
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        let events = EventQueue::new(|| {});
+        let mut io = Carried {
+            rx,
+            pending: Bytes::new(),
+            events: events.clone(),
+            id: 7,
+            ended: false,
+        };
+        tx.send(Bytes::from_static(b"hello world")).unwrap();
+        // A chunk larger than the read's room is read over several reads.
+        let mut buf = [0u8; 4];
+        assert_eq!(io.read(&mut buf).await.unwrap(), 4);
+        assert_eq!(&buf, b"hell");
+        let mut rest = Vec::new();
+        drop(tx);
+        io.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"o world");
+
+        io.write_all(b"frame").await.unwrap();
+        io.shutdown().await.unwrap();
+        assert!(io.write_all(b"late").await.is_err());
+        drop(io);
+        // One write, then one end: the drop after the shutdown adds none.
+        assert_eq!(
+            writes(&events),
+            [(b"frame".to_vec(), false), (vec![], true)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_carried_connection_dropped_without_shutdown_still_ends() {
+        let (_tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        let events = EventQueue::new(|| {});
+        let io = Carried {
+            rx,
+            pending: Bytes::new(),
+            events: events.clone(),
+            id: 1,
+            ended: false,
+        };
+        drop(io);
+        assert_eq!(writes(&events), [(vec![], true)]);
     }
 }
