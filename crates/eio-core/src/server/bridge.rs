@@ -9,7 +9,7 @@ use crate::protocol::stream::frame_parts;
 use crate::transport::polling::{self, Served};
 use crate::transport::websocket::{self, Opening, UpgradeAnswer};
 use crate::transport::webtransport::{self, Admitted, WtIo};
-use crate::transport::ws::WsIo;
+use crate::transport::ws::{DirectSink, WsIo};
 use crate::transport::Headers;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -319,10 +320,11 @@ impl Bridge {
         let id = engine.next_id();
         let info = Arc::new(req.into_info(id));
         let engine_side = self.carry(engine, id);
+        let sink = engine_side.out.clone();
         engine.runtime().spawn(serve_upgrade(
             engine.clone(),
             info,
-            WsIo::other(engine_side),
+            WsIo::carried(engine_side, sink),
             head,
             extra,
             opening,
@@ -370,9 +372,11 @@ impl Bridge {
         Carried {
             rx,
             pending: Bytes::new(),
-            events: engine.events().clone(),
-            id,
-            ended: false,
+            out: Arc::new(CarriedOut {
+                events: engine.events().clone(),
+                id,
+                ended: AtomicBool::new(false),
+            }),
         }
     }
     /// Bytes from the client of a carried connection.
@@ -396,22 +400,51 @@ struct Carried {
     rx: mpsc::UnboundedReceiver<Bytes>,
     /// What a read had no room for.
     pending: Bytes,
-    events: Arc<EventQueue>,
-    id: u64,
-    /// The end was reported to JS (shutdown, or dropped).
-    ended: bool,
+    out: Arc<CarriedOut>,
 }
 
-impl Carried {
-    fn end(&mut self) {
-        if !self.ended {
-            self.ended = true;
+/// The way out of a carried connection, shared by its task and the threads
+/// that write to it directly (the application's sends).
+struct CarriedOut {
+    events: Arc<EventQueue>,
+    id: u64,
+    /// The end was reported to JS (shutdown, or the connection dropped):
+    /// nothing may follow it.
+    ended: AtomicBool,
+}
+
+impl CarriedOut {
+    fn write(&self, data: Bytes) -> std::io::Result<()> {
+        if self.ended.load(Ordering::Acquire) {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        self.events.push(Event::BridgeWrite {
+            conn: self.id,
+            data,
+            end: false,
+        });
+        Ok(())
+    }
+
+    fn end(&self) {
+        if !self.ended.swap(true, Ordering::AcqRel) {
             self.events.push(Event::BridgeWrite {
                 conn: self.id,
                 data: Bytes::new(),
                 end: true,
             });
         }
+    }
+}
+
+impl DirectSink for CarriedOut {
+    /// JS takes everything: nothing is left over.
+    fn write(&self, head: &[u8], body: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(head.len() + body.len());
+        data.extend_from_slice(head);
+        data.extend_from_slice(body);
+        CarriedOut::write(self, Bytes::from(data))?;
+        Ok(Vec::new())
     }
 }
 
@@ -442,16 +475,8 @@ impl AsyncWrite for Carried {
         _: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        if this.ended {
-            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
-        }
-        this.events.push(Event::BridgeWrite {
-            conn: this.id,
-            data: Bytes::copy_from_slice(data),
-            end: false,
-        });
-        Poll::Ready(Ok(data.len()))
+        let written = self.out.write(Bytes::copy_from_slice(data));
+        Poll::Ready(written.map(|()| data.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -459,14 +484,14 @@ impl AsyncWrite for Carried {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.get_mut().end();
+        self.out.end();
         Poll::Ready(Ok(()))
     }
 }
 
 impl Drop for Carried {
     fn drop(&mut self) {
-        self.end();
+        self.out.end();
     }
 }
 
@@ -514,6 +539,18 @@ impl WtIo for CarriedWt {
 mod tests {
     use super::*;
 
+    fn carried(rx: mpsc::UnboundedReceiver<Bytes>, events: &Arc<EventQueue>) -> Carried {
+        Carried {
+            rx,
+            pending: Bytes::new(),
+            out: Arc::new(CarriedOut {
+                events: events.clone(),
+                id: 7,
+                ended: AtomicBool::new(false),
+            }),
+        }
+    }
+
     fn writes(events: &EventQueue) -> Vec<(Vec<u8>, bool)> {
         events
             .drain()
@@ -529,13 +566,7 @@ mod tests {
     async fn a_carried_connection_reads_what_js_sends_and_writes_events() {
         let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
         let events = EventQueue::new(|| {});
-        let mut io = Carried {
-            rx,
-            pending: Bytes::new(),
-            events: events.clone(),
-            id: 7,
-            ended: false,
-        };
+        let mut io = carried(rx, &events);
         tx.send(Bytes::from_static(b"hello world")).unwrap();
         // A chunk larger than the read's room is read over several reads.
         let mut buf = [0u8; 4];
@@ -547,13 +578,21 @@ mod tests {
         assert_eq!(rest, b"o world");
 
         io.write_all(b"frame").await.unwrap();
+        // A direct write (from the sending thread) is one event, whole.
+        let sink: Arc<dyn DirectSink> = io.out.clone();
+        assert!(sink.write(b"he", b"ad").unwrap().is_empty());
         io.shutdown().await.unwrap();
         assert!(io.write_all(b"late").await.is_err());
+        assert!(sink.write(b"late", b"").is_err());
         drop(io);
-        // One write, then one end: the drop after the shutdown adds none.
+        // The writes, then one end: the drop after the shutdown adds none.
         assert_eq!(
             writes(&events),
-            [(b"frame".to_vec(), false), (vec![], true)]
+            [
+                (b"frame".to_vec(), false),
+                (b"head".to_vec(), false),
+                (vec![], true)
+            ]
         );
     }
 
@@ -561,13 +600,7 @@ mod tests {
     async fn a_carried_connection_dropped_without_shutdown_still_ends() {
         let (_tx, rx) = mpsc::unbounded_channel::<Bytes>();
         let events = EventQueue::new(|| {});
-        let io = Carried {
-            rx,
-            pending: Bytes::new(),
-            events: events.clone(),
-            id: 1,
-            ended: false,
-        };
+        let io = carried(rx, &events);
         drop(io);
         assert_eq!(writes(&events), [(vec![], true)]);
     }

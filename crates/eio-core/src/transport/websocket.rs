@@ -2,7 +2,7 @@
 //! what the session buffers, and runs the upgrade of a polling session.
 
 use super::upgrade::{self, upgrade_timer, Step, UpgradeTimer, UpgradeTimers};
-use super::ws::{Ready, WsIo};
+use super::ws::{DirectSink, Ready, WsIo};
 use crate::engine::log::{self, debug, Scope};
 use crate::engine::stats::{Counter, Counters};
 use crate::engine::{
@@ -24,7 +24,6 @@ use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// What an upgrade request turned out to be, decided before the 101.
@@ -311,9 +310,9 @@ async fn serve_connection(
         Ticket::Upgrade(session) => Some(session.protocol),
         Ticket::Close => None,
     };
-    if let (WsIo::Tcp(stream), None, Some(protocol)) = (&conn.io, &conn.deflater, protocol) {
-        let direct = DirectTcp {
-            stream: stream.clone(),
+    if let (Some(sink), None, Some(protocol)) = (conn.io.direct_sink(), &conn.deflater, protocol) {
+        let direct = Direct {
+            sink,
             protocol,
             supports_binary,
             counters: engine.inner.counters.clone(),
@@ -759,21 +758,21 @@ fn v4_text_head(out: &mut Vec<u8>, kind: PacketType, len: usize) {
     out.push(kind.as_char() as u8);
 }
 
-/// Writes what the application sends straight to a TCP socket (see
-/// [`DirectWrite`]); frames are built in a buffer per thread.
-struct DirectTcp {
-    stream: Arc<TcpStream>,
+/// Writes what the application sends straight to the connection's far end
+/// (see [`DirectWrite`]); frames are built in a buffer per thread.
+struct Direct {
+    sink: Arc<dyn DirectSink>,
     protocol: Protocol,
     supports_binary: bool,
     /// The engine's, for the bytes written here.
     counters: Arc<Counters>,
 }
 
-impl DirectTcp {
-    /// Writes `head` then `body`; counts what the socket took (the task
+impl Direct {
+    /// Writes `head` then `body`; counts what the sink took (the task
     /// counts the rest when it writes it).
     fn write(&self, head: &[u8], body: &[u8]) -> std::io::Result<Vec<u8>> {
-        let rest = super::ws::write_now_vectored(&self.stream, head, body)?;
+        let rest = self.sink.write(head, body)?;
         let taken = (head.len() + body.len() - rest.len()) as u64;
         self.counters
             .add(Counter::BytesOut(TransportKind::WebSocket), taken);
@@ -785,7 +784,7 @@ thread_local! {
     static FRAMES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-impl DirectWrite for DirectTcp {
+impl DirectWrite for Direct {
     fn write_now(&self, packets: &[Packet], frames: &[(usize, Bytes)]) -> std::io::Result<Vec<u8>> {
         FRAMES.with(|buf| {
             let mut out = buf.borrow_mut();

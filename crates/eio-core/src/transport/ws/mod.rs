@@ -28,7 +28,24 @@ pub enum WsIo {
         io: Box<dyn Stream>,
         /// Its read buffer, allocated at the first read.
         buf: Vec<u8>,
+        /// Where the sending thread may write to it directly, if anywhere.
+        sink: Option<Arc<dyn DirectSink>>,
     },
+}
+
+/// The far end of a connection that any thread may write to without
+/// blocking and without the connection's task: a TCP socket, or the
+/// application that carries a connection's bytes.
+pub trait DirectSink: Send + Sync {
+    /// Writes `head` then `body` as far as it takes them now; returns what
+    /// it did not take, or an error when the connection is broken.
+    fn write(&self, head: &[u8], body: &[u8]) -> io::Result<Vec<u8>>;
+}
+
+impl DirectSink for TcpStream {
+    fn write(&self, head: &[u8], body: &[u8]) -> io::Result<Vec<u8>> {
+        write_now_vectored(self, head, body)
+    }
 }
 
 /// What [`WsIo::ready`] found.
@@ -59,6 +76,25 @@ impl WsIo {
         WsIo::Other {
             io: Box::new(io),
             buf: Vec::new(),
+            sink: None,
+        }
+    }
+
+    /// A connection on a stream whose far end `sink` also takes direct
+    /// writes (a connection the application carries).
+    pub fn carried(io: impl Stream + 'static, sink: Arc<dyn DirectSink>) -> Self {
+        WsIo::Other {
+            io: Box::new(io),
+            buf: Vec::new(),
+            sink: Some(sink),
+        }
+    }
+
+    /// Where a sending thread may write directly, if anywhere.
+    pub fn direct_sink(&self) -> Option<Arc<dyn DirectSink>> {
+        match self {
+            WsIo::Tcp(s) => Some(s.clone()),
+            WsIo::Other { sink, .. } => sink.clone(),
         }
     }
 
@@ -73,7 +109,7 @@ impl WsIo {
             WsIo::Tcp(s) => std::future::poll_fn(|cx| s.poll_read_ready(cx))
                 .await
                 .map(|_| Ready::Tcp),
-            WsIo::Other { io, buf } => {
+            WsIo::Other { io, buf, .. } => {
                 if buf.is_empty() {
                     buf.resize(OTHER_READ_SIZE, 0);
                 }
