@@ -264,10 +264,6 @@ async fn accept_loop(
             shutdown.clone(),
             guard,
         ));
-        // The new connection's task runs before the next accept: spawned
-        // tasks run newest first on this worker, which announced
-        // connections that arrived together in reverse.
-        tokio::task::yield_now().await;
     }
 }
 
