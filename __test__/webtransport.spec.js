@@ -38,8 +38,23 @@ function once(emitter, event) {
   return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)));
 }
 
-/** `listen()` with WebTransport on; resolves with the engine and its ports. */
-function start(opts = {}) {
+/**
+ * `listen()` with WebTransport on (UDP, on the number of the TCP port the
+ * system picked); resolves with the engine and its ports. Another process
+ * may hold that number on UDP: then the listener reports `error`, and
+ * another TCP port is tried (a few times at most).
+ */
+async function start(opts = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (err.code !== "EADDRINUSE" || attempt === 3) throw err;
+    }
+  }
+}
+
+function startOnce(opts) {
   return new Promise((resolve, reject) => {
     const engine = eio.listen(
       0,
@@ -49,12 +64,18 @@ function start(opts = {}) {
         ...opts,
       },
       () => {
+        const address = engine.webTransportAddress();
+        // Not bound: the listener's `error` says why.
+        if (!address) return;
         const { port } = engine.httpServer.address();
-        const udp = engine.webTransportAddress().port;
+        const udp = address.port;
         resolve({ engine, port, udp, url: (q = "") => wtUrl(udp, q) });
       },
     );
-    engine.httpServer.once("error", reject);
+    engine.httpServer.once("error", (err) => {
+      engine.httpServer.close();
+      reject(err);
+    });
   });
 }
 
