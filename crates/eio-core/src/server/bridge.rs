@@ -348,8 +348,6 @@ impl Bridge {
         let request = engine.open_request(Arc::new(info));
         let io = Box::new(CarriedWt {
             io: self.carry(engine, id),
-            events: engine.events().clone(),
-            id,
         });
         let deadline = tokio::time::Instant::now() + within;
         engine.runtime().spawn(webtransport::serve(
@@ -500,8 +498,6 @@ impl Drop for Carried {
 /// chunks engine.io writes to such a stream.
 struct CarriedWt {
     io: Carried,
-    events: Arc<EventQueue>,
-    id: u64,
 }
 
 impl WtIo for CarriedWt {
@@ -515,14 +511,9 @@ impl WtIo for CarriedWt {
     }
 
     fn write_all<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
-        for part in frame_parts(data) {
-            self.events.push(Event::BridgeWrite {
-                conn: self.id,
-                data: Bytes::copy_from_slice(part),
-                end: false,
-            });
-        }
-        std::future::ready(Ok(())).boxed()
+        let written =
+            frame_parts(data).try_for_each(|part| self.io.out.write(Bytes::copy_from_slice(part)));
+        std::future::ready(written).boxed()
     }
 
     /// The end of the carried bytes (after what was written): JS finishes
