@@ -5,6 +5,17 @@
 //! A session's CONNECT request goes through the engine's checks like any
 //! other request (middlewares, `verify`, `allowRequest`); its first
 //! bidirectional stream then goes to the WebTransport transport.
+//!
+//! Known defect, in wtransport 0.7.2: its connection driver reads the
+//! client's control stream inside a `select!` loop that drops the read
+//! whenever another branch is ready, and `Frame::read_async` is not cancel
+//! safe. A SETTINGS frame split across packets, with the CONNECT (or any
+//! stream or datagram) arriving between the parts, loses the bytes read so
+//! far, and the rest is parsed as new frames: the connection is closed with
+//! H3_FRAME_UNEXPECTED or H3_EXCESSIVE_LOAD. Reproduced by a client writing
+//! SETTINGS in two parts around its CONNECT (every connection fails). The
+//! cure is an HTTP/3 session layer of our own on quinn, with buffered,
+//! cancel-safe frame reads, as `crates/wt-client` has for the client side.
 
 use super::native::RouteOptions;
 use super::tls::{quic_server_config, TlsError, TlsSettings};
