@@ -1,7 +1,8 @@
 //! Conversions between JS values and the core's types, shared by the
 //! binding's modules (a leaf: it imports none of them).
 
-use eio_core::protocol::{PacketData, Str};
+use eio_core::engine::MessageRef;
+use eio_core::protocol::{pool, PacketData, Str};
 use eio_core::transport::polling::PostTicket;
 use eio_core::transport::Header;
 use napi::bindgen_prelude::{Array, BufferSlice, Either};
@@ -14,7 +15,15 @@ pub(crate) fn packet_data<B: std::ops::Deref<Target = [u8]>>(
 ) -> PacketData {
     match data {
         Either::A(s) => PacketData::Text(Str::from(s)),
-        Either::B(b) => PacketData::Binary(bytes::Bytes::copy_from_slice(&b)),
+        Either::B(b) => PacketData::Binary(pool::copy(&b)),
+    }
+}
+
+/// A message JS still owns, as data the engine keeps (copied).
+pub(crate) fn owned(data: MessageRef<'_>) -> PacketData {
+    match data {
+        MessageRef::Text(s) => PacketData::Text(Str::from(s)),
+        MessageRef::Binary(b) => PacketData::Binary(pool::copy(b)),
     }
 }
 
