@@ -286,6 +286,39 @@ test("sends left for the runtime's workers keep their order, callbacks and close
   for (const c of clients) c.ws.close();
 });
 
+test("sent strings and Buffers arrive as they were at send(), on every write path", async (t) => {
+  const started = await start();
+  t.after(() => stop(started.engine));
+  const { engine, port } = started;
+  // Two- to four-byte characters, a lone surrogate (sent as U+FFFD, as
+  // engine.io's ws writes it), and a string long enough to be read in two
+  // passes (over 64 Ki UTF-16 units).
+  const texts = ["héllo ✓ 😀", "a\ud800b", "✓😀".repeat(30000) + "é"];
+  const sendAll = (s) => {
+    for (const text of texts) s.send(text);
+    // Pooled copy (4 KiB and up); changed after send(): the copy was sent.
+    const bin = Buffer.alloc(5000, 9);
+    s.send(bin);
+    bin.fill(0);
+  };
+  engine.on("connection", (s) => s.on("message", () => sendAll(s)));
+  const { ws, messages } = await wsClient(port);
+  await until(() => engine.clientsCount === 1, "the session");
+  const expected = ["4héllo ✓ 😀", "4a\ufffdb", "4" + texts[2], Buffer.alloc(5000, 9)];
+  const data = () => messages.filter((m) => typeof m !== "string" || m[0] === "4");
+
+  // From a timer: an idle loop writes at once (the first send) or queues.
+  setTimeout(() => sendAll(Object.values(engine.clients)[0]), 0);
+  await until(() => data().length === 4, "the timer's sends");
+  assert.deepEqual(data(), expected);
+
+  // Inside the engine's event: left for the runtime's workers.
+  ws.send("4go");
+  await until(() => data().length === 8, "the event's sends");
+  assert.deepEqual(data().slice(4), expected);
+  ws.close();
+});
+
 // A Socket.IO broadcast calls send() once per client with one
 // `wsPreEncodedFrame`; eio-rs hands those sends to the engine in one call.
 // Each client must still see its messages in the order they were sent.

@@ -6,16 +6,17 @@
 //! per-thread table and write their numeric results into a `Float64Array`
 //! the engine shares with JS (`out`), returning at most one JS value.
 
-use crate::convert::{self, header_code, packet_data, ticket, ticket_flags};
+use crate::convert::{self, header_code, ticket, ticket_flags};
 use crate::events;
 use crate::named::named;
+use crate::raw;
 use crate::registry::{engine, Fast};
 use eio_core::engine::MessageRef;
 use eio_core::server::bridge::PollRequest;
 use eio_core::transport::polling::{self, Served};
 use eio_core::transport::HttpResponse;
-use napi::bindgen_prelude::{BufferSlice, Either, ToNapiValue, Unknown};
-use napi::{Env, Result};
+use napi::bindgen_prelude::{BufferSlice, ToNapiValue, Unknown};
+use napi::{sys, Env, Result};
 use napi_derive::napi;
 
 /// Every event queued since the last call, as one array (see
@@ -44,37 +45,53 @@ pub fn engine_release_sends(engine_id: u32) {
     }
 }
 
-/// Queues a message for a session. Returns false if the session is gone or
-/// closing (engine.io drops the message then too). `later`: the JS thread
-/// is busy (running events, or sending to many sessions in one tick): a
-/// write it would make is left to a runtime worker, which
-/// `engineReleaseSends` (or the next `engineTakeEvents`) starts.
-#[napi(catch_unwind)]
-pub fn engine_send(
-    engine_id: u32,
-    handle: f64,
-    data: Either<String, BufferSlice>,
-    compress: bool,
-    callback: bool,
-    later: bool,
-) -> Result<bool> {
-    let fast = engine(engine_id)?;
-    let Some(session) = fast.shared.engine.session(handle as u64) else {
+/// `engineSend(engineId, handle, data, compress, callback, later)`: queues
+/// a message (`data`, a string or a Buffer) for a session. Returns false if
+/// the session is gone or closing (engine.io drops the message then too).
+/// `later`: the JS thread is busy (running events, or sending to many
+/// sessions in one tick): a write it would make is left to a runtime
+/// worker, which `engineReleaseSends` (or the next `engineTakeEvents`)
+/// starts.
+///
+/// A plain N-API callback ([`raw`]): this is the one call JS makes per
+/// message sent, and napi-rs's wrapper cost about as much as its work.
+///
+/// # Safety
+/// Called by N-API only, with the env and info of the call.
+pub(crate) unsafe extern "C" fn engine_send(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: N-API's own env and info for this call.
+    unsafe {
+        raw::callback(env, "engineSend", || {
+            let args = raw::Args::<6>::new(env, info)?;
+            raw::boolean(env, send(&args)?)
+        })
+    }
+}
+
+fn send(args: &raw::Args<6>) -> Result<bool> {
+    let fast = engine(args.u32(0)?)?;
+    let Some(session) = fast.shared.engine.session(args.f64(1)? as u64) else {
         return Ok(false);
     };
-    if later {
-        return Ok(session.send_later(packet_data(data), compress, callback, None));
-    }
-    // Straight to the socket when it can be: no copy of the data.
-    let borrowed = match &data {
-        Either::A(s) => MessageRef::Text(s),
-        Either::B(b) => MessageRef::Binary(b),
+    let (compress, callback, later) = (args.bool(3)?, args.bool(4)?, args.bool(5)?);
+    let send = |data: MessageRef<'_>| {
+        if later {
+            return session.send_later(convert::owned(data), compress, callback, None);
+        }
+        // Straight to the socket when it can be: no copy of the data.
+        if let Some(sent) = session.send_now(data, callback) {
+            return sent;
+        }
+        session.send(convert::owned(data), compress, callback)
     };
-    if let Some(sent) = session.send_now(borrowed, callback) {
-        return Ok(sent);
+    if args.is_string(2)? {
+        args.with_str(2, |s| send(MessageRef::Text(s)))
+    } else {
+        Ok(send(MessageRef::Binary(args.bytes(2)?)))
     }
-    let data = packet_data(data);
-    Ok(session.send(data, compress, callback))
 }
 
 named! {

@@ -7,14 +7,15 @@
 //! - [`registry`]: what an engine shares with its runtime, and this thread's
 //!   table of engines by number;
 //! - [`calls`]: the per-message and per-request calls, as plain functions;
+//! - [`raw`]: plain N-API callbacks, for the call made per message sent;
 //! - [`events`]: batches of core events turned into JS values;
 //! - [`convert`]: conversions between JS values and the core's types;
 //! - [`constants`]: the numbers and strings JS shares with the engine
 //!   ([`named`] declares them).
 //!
 //! Imports go one way: `engine` uses `options`, `registry` and `convert`;
-//! `calls` uses `registry`, `events` and `convert`; `convert`, `registry`
-//! and `named` use no other module here.
+//! `calls` uses `registry`, `events`, `convert` and `raw`; `convert`, `registry`,
+//! `raw` and `named` use no other module here.
 
 #![deny(clippy::all)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -26,15 +27,27 @@ mod engine;
 mod events;
 mod named;
 mod options;
+mod raw;
 mod registry;
 mod runtime;
 
 pub use calls::{
-    engine_poll, engine_post_body, engine_release_sends, engine_send, engine_take_events,
-    upgrade_refusal,
+    engine_poll, engine_post_body, engine_release_sends, engine_take_events, upgrade_refusal,
 };
 pub use constants::constants;
 pub use engine::{set_log_scopes, BindingEngine};
+
+/// Adds the functions written as plain N-API callbacks (see `raw`) to the
+/// module's exports.
+#[napi_derive::napi(module_exports)]
+pub fn plain_callbacks(
+    mut exports: napi::bindgen_prelude::Object,
+    env: napi::Env,
+) -> napi::Result<()> {
+    use napi::bindgen_prelude::JsObjectValue;
+    let send = env.create_function::<(), bool>("engineSend", calls::engine_send)?;
+    exports.set_named_property("engineSend", send)
+}
 
 /// Small blocks from jemalloc, message buffers from the system allocator
 /// (see `eio_core::alloc` for why).
