@@ -59,39 +59,49 @@ impl<const N: usize> Args<N> {
         Ok(Args { env, argv })
     }
 
+    /// Argument `i` read by an N-API getter (`get`), which is called with
+    /// the env, the value and where to write the result.
+    fn read<T: Default>(
+        &self,
+        i: usize,
+        what: &str,
+        get: impl FnOnce(sys::napi_env, sys::napi_value, &mut T) -> sys::napi_status,
+    ) -> Result<T> {
+        let mut v = T::default();
+        check(get(self.env, self.argv[i], &mut v), what)?;
+        Ok(v)
+    }
+
     /// Argument `i` as an unsigned 32-bit number.
     pub(crate) fn u32(&self, i: usize) -> Result<u32> {
-        let mut v = 0;
-        // SAFETY: a value of this call, in its env.
-        let status = unsafe { sys::napi_get_value_uint32(self.env, self.argv[i], &mut v) };
-        check(status, "expected a number")?;
-        Ok(v)
+        // SAFETY: `read` passes a value of this call, in its env.
+        self.read(i, "expected a number", |e, v, r| unsafe {
+            sys::napi_get_value_uint32(e, v, r)
+        })
     }
 
     /// Argument `i` as a number.
     pub(crate) fn f64(&self, i: usize) -> Result<f64> {
-        let mut v = 0.0;
         // SAFETY: as in `u32`.
-        let status = unsafe { sys::napi_get_value_double(self.env, self.argv[i], &mut v) };
-        check(status, "expected a number")?;
-        Ok(v)
+        self.read(i, "expected a number", |e, v, r| unsafe {
+            sys::napi_get_value_double(e, v, r)
+        })
     }
 
     /// Argument `i` as a boolean.
     pub(crate) fn bool(&self, i: usize) -> Result<bool> {
-        let mut v = false;
         // SAFETY: as in `u32`.
-        let status = unsafe { sys::napi_get_value_bool(self.env, self.argv[i], &mut v) };
-        check(status, "expected a boolean")?;
-        Ok(v)
+        self.read(i, "expected a boolean", |e, v, r| unsafe {
+            sys::napi_get_value_bool(e, v, r)
+        })
     }
 
     /// Whether argument `i` is a string.
     pub(crate) fn is_string(&self, i: usize) -> Result<bool> {
-        let mut t = 0;
         // SAFETY: as in `u32`.
-        let status = unsafe { sys::napi_typeof(self.env, self.argv[i], &mut t) };
-        check(status, "reading a type")?;
+        let t = self.read(i, "reading a type", |e, v, r| unsafe {
+            sys::napi_typeof(e, v, r)
+        })?;
         Ok(t == sys::ValueType::napi_string)
     }
 
