@@ -134,9 +134,12 @@ class Peer {
   }
 }
 
-/** Opens a session and its stream; `open` is the first packet to send (if any). */
-async function dial(url, open) {
-  const session = await wt.connect(url, CERT.hashHex);
+/**
+ * Opens a session and its stream; `open` is the first packet to send (if
+ * any); `opts`: the client's `connect` options.
+ */
+async function dial(url, open, opts) {
+  const session = await wt.connect(url, CERT.hashHex, opts);
   const stream = await session.openBi();
   const peer = new Peer(session, stream);
   if (open) await peer.send(open);
@@ -467,6 +470,27 @@ describe("WebTransport bad input: a clear outcome, other sessions unharmed", () 
     await peer.stream.write(Buffer.from([2, 0x39, 0x39]));
     assert.equal((await within(closed, "close"))[0], "parse error");
     await stop(ctx.engine);
+  });
+
+  test("SETTINGS cut in two around the CONNECT, as a network may deliver it: the session opens", async () => {
+    // wtransport's connection driver lost the part of SETTINGS it had read
+    // when the CONNECT came between (H3_FRAME_UNEXPECTED, H3_EXCESSIVE_LOAD).
+    const ctx = await start();
+    ctx.engine.on("connection", (socket) => socket.on("message", (m) => socket.send(m)));
+    try {
+      for (const split of [1, 2, 3, 4, 8]) {
+        const peer = await dial(ctx.url(), { type: "open" }, { settings_split: split });
+        assert.equal((await peer.next(`open packet (split at ${split})`)).type, "open");
+        await peer.send({ type: "message", data: `split ${split}` });
+        assert.deepEqual(await peer.nextNotPing("echo"), {
+          type: "message",
+          data: `split ${split}`,
+        });
+        await peer.session.close();
+      }
+    } finally {
+      await stop(ctx.engine);
+    }
   });
 
   test("a second bidirectional stream is refused; the session goes on", async () => {

@@ -388,6 +388,10 @@ impl Client {
             timeout: cmd.millis_or("timeout_ms", 10_000)?,
             keepalive: Some(cmd.millis_or("keepalive_ms", 0)?).filter(|d| !d.is_zero()),
             idle: Some(cmd.millis_or("idle_ms", 30_000)?).filter(|d| !d.is_zero()),
+            settings_split: match cmd.u64_or("settings_split", 0)? {
+                0 => None,
+                n => Some(n as usize),
+            },
         };
         let (tx, rx) = mpsc::unbounded_channel();
         self.conns.insert(key, tx);

@@ -14,8 +14,6 @@ use tokio::sync::watch;
 use wtransport::proto::frame::Frame;
 use wtransport::proto::headers::Headers;
 use wtransport::proto::session::SessionRequest;
-use wtransport::proto::settings::Settings;
-use wtransport::proto::varint::VarInt as ProtoVarInt;
 use wtransport::quinn;
 use wtransport::tls::Sha256Digest;
 
@@ -29,6 +27,10 @@ pub struct ConnSetup {
     pub timeout: Duration,
     pub keepalive: Option<Duration>,
     pub idle: Option<Duration>,
+    /// Writes only this many bytes of the control stream (its type and the
+    /// start of SETTINGS) before the CONNECT, the rest after it: SETTINGS
+    /// cut in two around the request, as the network may deliver it.
+    pub settings_split: Option<usize>,
 }
 
 /// Why a session could not be opened.
@@ -151,7 +153,7 @@ pub async fn connect(setup: &ConnSetup) -> Result<(Arc<Session>, quinn::RecvStre
         .map_err(|e| fail(e.to_string()))?
         .await
         .map_err(lost)?;
-    match handshake(&quic, &endpoint, request).await {
+    match handshake(&quic, &endpoint, request, setup.settings_split).await {
         Ok(done) => Ok(done),
         Err(e) => {
             quic.close(h3::H3_NO_ERROR.into(), b"");
@@ -165,6 +167,7 @@ async fn handshake(
     quic: &quinn::Connection,
     endpoint: &quinn::Endpoint,
     request: SessionRequest,
+    settings_split: Option<usize>,
 ) -> Result<(Arc<Session>, quinn::RecvStream), ConnectError> {
     let lost_or = |e: &dyn std::fmt::Display| match quic.close_reason() {
         Some(reason) => lost(reason),
@@ -175,14 +178,7 @@ async fn handshake(
     tokio::spawn(serve_uni(quic.clone(), settings_tx));
 
     // The same SETTINGS as wtransport's client.
-    let settings = Settings::builder()
-        .qpack_max_table_capacity(ProtoVarInt::from_u32(0))
-        .qpack_blocked_streams(ProtoVarInt::from_u32(0))
-        .enable_connect_protocol()
-        .enable_webtransport()
-        .enable_h3_datagrams()
-        .webtransport_max_sessions(ProtoVarInt::from_u32(1))
-        .build();
+    let settings = h3::settings();
     let mut control = quic.open_uni().await.map_err(lost)?;
     let mut bytes = Vec::new();
     h3::put_varint(&mut bytes, h3::STREAM_CONTROL);
@@ -190,7 +186,11 @@ async fn handshake(
         h3::FRAME_SETTINGS,
         settings.generate_frame().payload(),
     ));
-    control.write_all(&bytes).await.map_err(|e| lost_or(&e))?;
+    let split = settings_split.unwrap_or(bytes.len()).min(bytes.len());
+    control
+        .write_all(&bytes[..split])
+        .await
+        .map_err(|e| lost_or(&e))?;
 
     // Extended CONNECT needs the server's SETTINGS first.
     if settings_rx.wait_for(|got| *got).await.is_err() {
@@ -203,6 +203,10 @@ async fn handshake(
     let (mut send, mut recv) = quic.open_bi().await.map_err(lost)?;
     let headers = request.headers().generate_frame();
     send.write_all(&h3::frame(h3::FRAME_HEADERS, headers.payload()))
+        .await
+        .map_err(|e| lost_or(&e))?;
+    control
+        .write_all(&bytes[split..])
         .await
         .map_err(|e| lost_or(&e))?;
     let status = loop {

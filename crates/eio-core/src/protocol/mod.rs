@@ -8,6 +8,7 @@
 //! Every decoder mirrors what engine.io does with the same bytes, malformed
 //! ones included, because clients in the wild depend on those quirks.
 
+pub mod h3;
 pub mod jsonp;
 mod node_b64;
 mod packet;

@@ -4,6 +4,7 @@
 //! server (Node's) parsed.
 
 pub mod bridge;
+pub mod h3;
 pub mod native;
 pub mod tls;
 pub mod webtransport;

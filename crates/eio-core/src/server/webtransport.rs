@@ -1,22 +1,13 @@
 //! The WebTransport endpoint: HTTP/3 over QUIC on a UDP port, opened by the
-//! `webtransport` option of `listen()` and `attach()` engines (`wtransport`
-//! on quinn and rustls; see DESIGN in ARCHITECTURE.md for why).
+//! `webtransport` option of `listen()` and `attach()` engines: quinn and
+//! rustls, with our own HTTP/3 session layer ([`super::h3`], which says why
+//! not wtransport's; wtransport-proto still encodes QPACK and SETTINGS).
 //!
 //! A session's CONNECT request goes through the engine's checks like any
 //! other request (middlewares, `verify`, `allowRequest`); its first
 //! bidirectional stream then goes to the WebTransport transport.
-//!
-//! Known defect, in wtransport 0.7.2: its connection driver reads the
-//! client's control stream inside a `select!` loop that drops the read
-//! whenever another branch is ready, and `Frame::read_async` is not cancel
-//! safe. A SETTINGS frame split across packets, with the CONNECT (or any
-//! stream or datagram) arriving between the parts, loses the bytes read so
-//! far, and the rest is parsed as new frames: the connection is closed with
-//! H3_FRAME_UNEXPECTED or H3_EXCESSIVE_LOAD. Reproduced by a client writing
-//! SETTINGS in two parts around its CONNECT (every connection fails). The
-//! cure is an HTTP/3 session layer of our own on quinn, with buffered,
-//! cancel-safe frame reads, as `crates/wt-client` has for the client side.
 
+use super::h3::{self, AcceptError};
 use super::native::RouteOptions;
 use super::tls::{quic_server_config, TlsError, TlsSettings};
 use crate::engine::log::{debug, Scope};
@@ -36,9 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use wtransport::endpoint::endpoint_side::Server;
-use wtransport::endpoint::{IncomingSession, SessionRequest};
-use wtransport::{Connection, Endpoint, RecvStream, SendStream, ServerConfig, VarInt};
+use wtransport::quinn;
 
 /// The `webtransport` option: where to listen, and the certificate.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +68,7 @@ pub const MAX_PENDING: usize = 4096;
 /// An open WebTransport endpoint. Dropping it does not close it: call
 /// [`WtEndpoint::close`].
 pub struct WtEndpoint {
-    endpoint: Arc<Endpoint<Server>>,
+    endpoint: quinn::Endpoint,
     addr: SocketAddr,
     pending: Arc<AtomicUsize>,
     accept: tokio::task::AbortHandle,
@@ -124,20 +113,25 @@ impl WtEndpoint {
         // is what decides that a client is gone.
         let idle = (cfg.ping_interval + cfg.ping_timeout + Duration::from_secs(5))
             .max(Duration::from_secs(30));
-        let builder = if settings.host.is_none() {
-            ServerConfig::builder().with_bind_default(settings.port)
-        } else {
-            ServerConfig::builder().with_bind_address(addr)
-        };
-        let config = builder
-            .with_custom_tls(tls)
-            .max_idle_timeout(Some(idle))
-            .map_err(|e| WtError::Io(io::Error::other(e.to_string())))?
-            .build();
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| WtError::Io(io::Error::other(e.to_string())))?;
+        let mut transport = quinn::TransportConfig::default();
+        let idle = quinn::IdleTimeout::try_from(idle)
+            .map_err(|e| WtError::Io(io::Error::other(e.to_string())))?;
+        transport.max_idle_timeout(Some(idle));
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(Arc::new(transport));
+        let socket = bind_udp(addr, settings.host.is_none()).map_err(WtError::Io)?;
         let rt = engine.runtime().clone();
         let endpoint = {
             let _enter = rt.enter();
-            Arc::new(Endpoint::server(config).map_err(WtError::Io)?)
+            quinn::Endpoint::new(
+                quinn::EndpointConfig::default(),
+                Some(config),
+                socket,
+                Arc::new(quinn::TokioRuntime),
+            )
+            .map_err(WtError::Io)?
         };
         let addr = endpoint.local_addr().map_err(WtError::Io)?;
         let pending = Arc::new(AtomicUsize::new(0));
@@ -178,8 +172,7 @@ impl WtEndpoint {
     /// round trips first), or after [`CLOSE_WAIT`] at worst.
     pub fn close(self) {
         self.accept.abort();
-        self.endpoint
-            .close(VarInt::from_u32(0), b"server shutting down");
+        self.endpoint.close(0u32.into(), b"server shutting down");
         let (done, freed) = std::sync::mpsc::channel();
         let endpoint = self.endpoint;
         let addr = self.addr;
@@ -196,6 +189,22 @@ impl WtEndpoint {
         });
         let _ = freed.recv_timeout(CLOSE_WAIT + Duration::from_millis(100));
     }
+}
+
+/// A UDP socket bound to `addr`; for all interfaces (`dual`), IPv6 that
+/// takes IPv4 too.
+fn bind_udp(addr: SocketAddr, dual: bool) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol as IpProtocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::DGRAM,
+        Some(IpProtocol::UDP),
+    )?;
+    if dual {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 /// The longest [`WtEndpoint::close`] waits for the port to be free.
@@ -217,9 +226,8 @@ impl Drop for Pending {
     }
 }
 
-async fn accept_loop(endpoint: Arc<Endpoint<Server>>, front: Arc<Front>) {
-    loop {
-        let incoming = endpoint.accept().await;
+async fn accept_loop(endpoint: quinn::Endpoint, front: Arc<Front>) {
+    while let Some(incoming) = endpoint.accept().await {
         if front.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
             front.pending.fetch_sub(1, Ordering::AcqRel);
             incoming.refuse();
@@ -238,25 +246,29 @@ async fn accept_loop(endpoint: Arc<Endpoint<Server>>, front: Arc<Front>) {
 
 /// One QUIC connection, from its handshake to the end of its session. The
 /// CONNECT request and the first stream must come within `upgradeTimeout`
-/// (engine.io's wait for the first stream); a connection dropped on the
-/// way is closed by `wtransport` when its last handle goes.
-async fn session(front: Arc<Front>, incoming: IncomingSession, pending: Pending) {
+/// (engine.io's wait for the first stream); a connection given up on the
+/// way is closed as its request or session is dropped.
+async fn session(front: Arc<Front>, incoming: quinn::Incoming, pending: Pending) {
     let engine = &front.engine;
     let deadline = Instant::now() + engine.config().upgrade_timeout;
-    let request = match tokio::time::timeout_at(deadline, incoming).await {
+    let handshake = async {
+        let quic = incoming.accept().map_err(AcceptError::Lost)?.await;
+        h3::accept(quic.map_err(AcceptError::Lost)?, deadline).await
+    };
+    let request = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return debug!(engine, Scope::Engine, "WebTransport handshake failed: {e}"),
-        Err(_) => {
+        Ok(Err(AcceptError::Timeout)) | Err(_) => {
             return debug!(
                 engine,
                 Scope::Engine,
                 "the client failed to open a WebTransport session in time"
             )
         }
+        Ok(Err(e)) => return debug!(engine, Scope::Engine, "WebTransport handshake failed: {e}"),
     };
     let info = request_info(&request);
     if !front.routes.matches(&info.url) {
-        return request.not_found().await;
+        return request.reject(404, CLOSE_LINGER).await;
     }
     let info = Arc::new(info);
     let open = engine.open_request(info.clone());
@@ -269,28 +281,26 @@ async fn session(front: Arc<Front>, incoming: IncomingSession, pending: Pending)
             if let Some(e) = refusal {
                 engine.report_error(info, e);
             }
-            return request.forbidden().await;
+            return request.reject(403, CLOSE_LINGER).await;
         }
     };
-    let headers = h3_headers(headers);
-    let conn = match request.accept_with_headers(headers).await {
-        Ok(c) => c,
+    let mut session = match request.accept(h3_headers(headers)).await {
+        Ok(s) => s,
         Err(e) => return debug!(engine, Scope::Engine, "WebTransport session failed: {e}"),
     };
-    let (send, recv) = match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
-        Ok(Ok(s)) => s,
-        _ => {
-            debug!(
-                engine,
-                Scope::Engine,
-                "the client failed to establish a bidirectional stream in the given period"
-            );
-            return conn.close(VarInt::from_u32(0), b"");
-        }
+    let Ok(Some((send, recv))) = tokio::time::timeout_at(deadline, session.stream()).await else {
+        return debug!(
+            engine,
+            Scope::Engine,
+            "the client failed to establish a bidirectional stream in the given period"
+        );
     };
     drop(pending);
-    tokio::spawn(refuse_more(conn.clone()));
-    let io = Box::new(NativeIo { conn, send, recv });
+    let io = Box::new(NativeIo {
+        session,
+        send,
+        recv,
+    });
     serve(engine.clone(), open, admitted, sid, io, deadline).await;
 }
 
@@ -364,8 +374,9 @@ fn h3_headers(headers: Headers) -> Vec<(String, String)> {
 
 /// The CONNECT request as the engine and the application see it: method
 /// `CONNECT`, the path, the headers (with `host` for `:authority`).
-fn request_info(request: &SessionRequest) -> RequestInfo {
-    let map = request.headers();
+fn request_info(request: &h3::Request) -> RequestInfo {
+    let (remote, request) = (request.remote(), request.request());
+    let map = request.headers().as_ref();
     let mut headers = Fields::with_capacity(map.len() + 1, 0);
     headers.push_lowered("host", request.authority());
     let mut names: Vec<&String> = map.keys().filter(|k| !k.starts_with(':')).collect();
@@ -378,7 +389,7 @@ fn request_info(request: &SessionRequest) -> RequestInfo {
         with_defaults(request.path()),
         "3",
         headers,
-        Some(request.remote_address()),
+        Some(remote),
     );
     info.encrypted = true;
     info
@@ -403,47 +414,19 @@ fn with_defaults(path: &str) -> String {
     url
 }
 
-/// Streams the client opens besides the first, and datagrams, are refused
-/// (stopped) or dropped for the session's life.
-async fn refuse_more(conn: Connection) {
-    loop {
-        tokio::select! {
-            bi = conn.accept_bi() => match bi {
-                Ok((mut send, recv)) => {
-                    recv.stop(VarInt::from_u32(0));
-                    let _ = send.reset(VarInt::from_u32(0));
-                }
-                Err(_) => return,
-            },
-            uni = conn.accept_uni() => match uni {
-                Ok(recv) => recv.stop(VarInt::from_u32(0)),
-                Err(_) => return,
-            },
-            datagram = conn.receive_datagram() => if datagram.is_err() {
-                return;
-            },
-        }
-    }
-}
-
 /// A native session's first stream.
 struct NativeIo {
-    conn: Connection,
-    send: SendStream,
-    recv: RecvStream,
+    session: h3::Session,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
 }
 
 impl WtIo for NativeIo {
     /// A chunk as QUIC holds it: no copy, and no buffer while waiting.
     fn read(&mut self) -> BoxFuture<'_, io::Result<Option<Bytes>>> {
-        use wtransport::quinn::ReadError;
+        use quinn::ReadError;
         async move {
-            match self
-                .recv
-                .quic_stream_mut()
-                .read_chunk(READ_SIZE, true)
-                .await
-            {
+            match self.recv.read_chunk(READ_SIZE, true).await {
                 Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
                 // The client closed the session: the stream ended with it.
                 Err(ReadError::ConnectionLost(_)) | Err(ReadError::ClosedStream) => Ok(None),
@@ -468,8 +451,12 @@ impl WtIo for NativeIo {
 
     fn close(&mut self) -> BoxFuture<'_, ()> {
         async move {
-            let _ = tokio::time::timeout(CLOSE_LINGER, self.send.finish()).await;
-            self.conn.close(VarInt::from_u32(0), b"");
+            // What is written reaches the client before the connection
+            // closes (its close would discard what is in flight).
+            if self.send.finish().is_ok() {
+                let _ = tokio::time::timeout(CLOSE_LINGER, self.send.stopped()).await;
+            }
+            self.session.connection().close(0u32.into(), b"");
         }
         .boxed()
     }
