@@ -2,4 +2,4 @@
 //! of quinn: eio-core's own, which its WebTransport endpoint uses too.
 
 pub use eio_core::protocol::h3::*;
-pub use eio_core::server::h3::{drain, read_frame, read_varint, settings, ReadError};
+pub use eio_core::server::h3::{control_stream_start, drain, read_frame, read_varint, ReadError};

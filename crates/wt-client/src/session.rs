@@ -178,14 +178,8 @@ async fn handshake(
     tokio::spawn(serve_uni(quic.clone(), settings_tx));
 
     // The same SETTINGS as wtransport's client.
-    let settings = h3::settings();
     let mut control = quic.open_uni().await.map_err(lost)?;
-    let mut bytes = Vec::new();
-    h3::put_varint(&mut bytes, h3::STREAM_CONTROL);
-    bytes.extend(h3::frame(
-        h3::FRAME_SETTINGS,
-        settings.generate_frame().payload(),
-    ));
+    let bytes = h3::control_stream_start();
     let split = settings_split.unwrap_or(bytes.len()).min(bytes.len());
     control
         .write_all(&bytes[..split])

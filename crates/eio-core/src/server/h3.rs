@@ -25,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
 use wtransport::proto::frame::Frame;
 use wtransport::proto::headers::Headers;
 use wtransport::proto::session::SessionRequest;
@@ -125,7 +124,7 @@ pub async fn drain(recv: &mut quinn::RecvStream) {
 /// The SETTINGS both sides of a WebTransport connection send (wtransport's
 /// own, which browsers accept): no QPACK dynamic table, extended CONNECT,
 /// WebTransport with HTTP/3 datagrams, one session.
-pub fn settings() -> Settings {
+fn settings() -> Settings {
     Settings::builder()
         .qpack_max_table_capacity(ProtoVarInt::from_u32(0))
         .qpack_blocked_streams(ProtoVarInt::from_u32(0))
@@ -134,6 +133,18 @@ pub fn settings() -> Settings {
         .enable_h3_datagrams()
         .webtransport_max_sessions(ProtoVarInt::from_u32(1))
         .build()
+}
+
+/// What a control stream starts with: its type, then the SETTINGS frame
+/// of [`settings`].
+pub fn control_stream_start() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    wire::put_varint(&mut bytes, wire::STREAM_CONTROL);
+    bytes.extend(wire::frame(
+        wire::FRAME_SETTINGS,
+        settings().generate_frame().payload(),
+    ));
+    bytes
 }
 
 /// Closes `quic` with an HTTP/3 error code.
@@ -147,12 +158,18 @@ struct Closer(quinn::Connection);
 
 impl Drop for Closer {
     fn drop(&mut self) {
-        self.0.close(0u32.into(), b"");
+        close(&self.0, 0);
     }
 }
 
 /// A bidirectional stream: both halves.
 type BiStream = (quinn::SendStream, quinn::RecvStream);
+
+/// Refuses a stream both ways (STOP_SENDING and RESET_STREAM with `code`).
+fn refuse((mut send, mut recv): BiStream, code: u32) {
+    let _ = recv.stop(code.into());
+    let _ = send.reset(code.into());
+}
 
 /// Where the CONNECT request goes, taken by the first request stream.
 type ConnectSlot = Arc<Mutex<Option<oneshot::Sender<(Headers, BiStream)>>>>;
@@ -177,8 +194,6 @@ pub(crate) enum AcceptError {
     /// The client's request or streams broke HTTP/3 (the connection is
     /// closed with this code).
     Protocol(u32, String),
-    /// The deadline passed first.
-    Timeout,
 }
 
 impl fmt::Display for AcceptError {
@@ -186,30 +201,24 @@ impl fmt::Display for AcceptError {
         match self {
             AcceptError::Lost(e) => e.fmt(f),
             AcceptError::Protocol(code, what) => write!(f, "{what} (H3 error {code:#x})"),
-            AcceptError::Timeout => f.write_str("timed out"),
         }
     }
 }
 
 /// Serves HTTP/3 on a new connection until the client's SETTINGS and its
-/// CONNECT request have come (by `deadline`).
-pub(crate) async fn accept(
-    quic: quinn::Connection,
-    deadline: Instant,
-) -> Result<Request, AcceptError> {
+/// CONNECT request have come. The caller bounds the wait: dropping the
+/// future closes the connection.
+pub(crate) async fn accept(quic: quinn::Connection) -> Result<Request, AcceptError> {
     let closer = Closer(quic.clone());
     let lost = |quic: &quinn::Connection| match quic.close_reason() {
         Some(reason) => AcceptError::Lost(reason),
         None => AcceptError::Protocol(wire::H3_NO_ERROR, "the connection ended".into()),
     };
     let mut control = quic.open_uni().await.map_err(AcceptError::Lost)?;
-    let mut bytes = Vec::new();
-    wire::put_varint(&mut bytes, wire::STREAM_CONTROL);
-    bytes.extend(wire::frame(
-        wire::FRAME_SETTINGS,
-        settings().generate_frame().payload(),
-    ));
-    control.write_all(&bytes).await.map_err(|_| lost(&quic))?;
+    control
+        .write_all(&control_stream_start())
+        .await
+        .map_err(|_| lost(&quic))?;
 
     let (settings_tx, mut settings_rx) = watch::channel(false);
     let (connect_tx, connect_rx) = oneshot::channel();
@@ -235,15 +244,14 @@ pub(crate) async fn accept(
         })?;
         Ok((request, send, recv))
     };
-    let (request, send, recv) = match tokio::time::timeout_at(deadline, got).await {
-        Ok(Ok(got)) => got,
-        Ok(Err(e)) => {
+    let (request, send, recv) = match got.await {
+        Ok(got) => got,
+        Err(e) => {
             if let AcceptError::Protocol(code, _) = &e {
                 close(&quic, *code);
             }
             return Err(e);
         }
-        Err(_) => return Err(AcceptError::Timeout),
     };
     Ok(Request {
         quic,
@@ -310,10 +318,6 @@ async fn serve_bi(
     while let Ok((send, mut recv)) = quic.accept_bi().await {
         let (quic, connect, streams) = (quic.clone(), connect.clone(), streams.clone());
         tokio::spawn(async move {
-            let refuse = |mut send: quinn::SendStream, mut recv: quinn::RecvStream, code: u32| {
-                let _ = recv.stop(code.into());
-                let _ = send.reset(code.into());
-            };
             let mut first = true;
             loop {
                 match read_varint(&mut recv, first).await {
@@ -321,18 +325,17 @@ async fn serve_bi(
                         match read_varint(&mut recv, false).await {
                             Ok(Some(id)) => {
                                 if let Err(e) = streams.try_send((id, (send, recv))) {
-                                    let (_, (send, recv)) = e.into_inner();
-                                    refuse(send, recv, 0);
+                                    refuse(e.into_inner().1, 0);
                                 }
                             }
-                            _ => refuse(send, recv, 0),
+                            _ => refuse((send, recv), 0),
                         }
                         return;
                     }
                     Ok(Some(wire::FRAME_HEADERS)) => {
                         let taken = connect.lock().ok().and_then(|mut c| c.take());
                         let Some(tx) = taken else {
-                            return refuse(send, recv, wire::H3_REQUEST_REJECTED);
+                            return refuse((send, recv), wire::H3_REQUEST_REJECTED);
                         };
                         let headers = read_payload(&mut recv).await.ok().and_then(|payload| {
                             Headers::with_frame(&Frame::new_headers(payload.into())).ok()
@@ -348,7 +351,7 @@ async fn serve_bi(
                     // Frame types HTTP/3 defines (DATA, SETTINGS, ...) have
                     // no place before a request's HEADERS.
                     Ok(Some(kind)) if kind < 0x21 => {
-                        return refuse(send, recv, wire::H3_FRAME_UNEXPECTED)
+                        return refuse((send, recv), wire::H3_FRAME_UNEXPECTED)
                     }
                     // Unknown and reserved ones are skipped (RFC 9114 §9).
                     Ok(Some(_)) => {
@@ -400,11 +403,10 @@ impl Request {
         let id = u64::from(self.send.id());
         tokio::spawn(watch_connect(self.quic.clone(), self.send, self.recv));
         Ok(Session {
-            quic: self.quic,
             id,
             streams: self.streams,
             _control: self.control,
-            _closer: self.closer,
+            closer: self.closer,
         })
     }
 }
@@ -449,31 +451,29 @@ async fn watch_connect(
 
 /// An open session.
 pub(crate) struct Session {
-    quic: quinn::Connection,
     /// The CONNECT stream's id, which names the session on the wire.
     id: u64,
     streams: mpsc::Receiver<(u64, BiStream)>,
     _control: quinn::SendStream,
-    _closer: Closer,
+    closer: Closer,
 }
 
 impl Session {
-    /// The connection.
-    pub(crate) fn connection(&self) -> &quinn::Connection {
-        &self.quic
+    /// Closes the connection: the session is over.
+    pub(crate) fn close(&self) {
+        close(&self.closer.0, 0);
     }
 
     /// The session's bidirectional stream: the first the client opens for
     /// it. Streams that name another session are refused; so are those
     /// that come after it (`streams` is dropped with the session).
     pub(crate) async fn stream(&mut self) -> Option<BiStream> {
-        while let Some((id, (mut send, mut recv))) = self.streams.recv().await {
+        while let Some((id, stream)) = self.streams.recv().await {
             if id == self.id {
                 self.streams.close();
-                return Some((send, recv));
+                return Some(stream);
             }
-            let _ = recv.stop(0u32.into());
-            let _ = send.reset(0u32.into());
+            refuse(stream, 0);
         }
         None
     }

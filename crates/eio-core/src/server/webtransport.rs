@@ -253,11 +253,11 @@ async fn session(front: Arc<Front>, incoming: quinn::Incoming, pending: Pending)
     let deadline = Instant::now() + engine.config().upgrade_timeout;
     let handshake = async {
         let quic = incoming.accept().map_err(AcceptError::Lost)?.await;
-        h3::accept(quic.map_err(AcceptError::Lost)?, deadline).await
+        h3::accept(quic.map_err(AcceptError::Lost)?).await
     };
     let request = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(r)) => r,
-        Ok(Err(AcceptError::Timeout)) | Err(_) => {
+        Err(_) => {
             return debug!(
                 engine,
                 Scope::Engine,
@@ -456,7 +456,7 @@ impl WtIo for NativeIo {
             if self.send.finish().is_ok() {
                 let _ = tokio::time::timeout(CLOSE_LINGER, self.send.stopped()).await;
             }
-            self.session.connection().close(0u32.into(), b"");
+            self.session.close();
         }
         .boxed()
     }
